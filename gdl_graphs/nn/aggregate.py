@@ -2,20 +2,32 @@ r"""The one place that decides how neighbour information is aggregated.
 
 Two kinds of aggregation occur in message passing:
 
-* *Linear* aggregation of node features, :math:`\mathbf{X}' = \mathbf{A}\mathbf{X}` with a fixed (possibly
-  normalised or weighted) adjacency: done as a CSR sparse-dense matmul (MKL on CPU, cuSPARSE on GPU). The CSR matrix
-  and its transpose (for the backward pass) are built once per graph batch and reused by every layer
-  (:func:`adjacency`, :func:`spmm`).
-* Reduction of per-edge *messages* onto target nodes, :math:`\mathbf{h}_i = \bigoplus_{j \in \mathcal{N}(i)}
-  \mathbf{m}_{ij}` (:func:`reduce_edges`): scatter reductions, or, in deterministic mode, segment reductions over
-  target-sorted edges, which never use atomics and give bit-identical results run to run.
+* *Linear* aggregation of node features, :math:`\mathbf{X}' = \mathbf{A}_w\mathbf{X}` with an adjacency weighted by
+  per-edge values :math:`w` (:func:`spmm`).
+* Reduction of per-edge *messages* onto target nodes, :math:`\mathbf{h}_i = \bigoplus_{e \to i} \mathbf{m}_e`
+  (:func:`reduce_edges`).
 
-Layers never hand-roll their own aggregation; they call these functions.
+Paths, chosen here and nowhere else:
+
+* **CSR path** (default in eager mode): the graph batch is converted once into a target-major CSR structure
+  (:class:`Adjacency`, cached per ``edge_index`` tensor and reused by every layer of the forward and backward pass).
+  Linear aggregation is a CSR sparse-dense matmul (MKL on CPU, cuSPARSE on GPU) whose backward multiplies by a cached
+  transposed CSR; sums and means of edge messages are a matmul with the ``[N, E]`` incidence matrix, whose backward
+  is a gather. No atomics are involved, so results are bit-identical run to run.
+* **Scatter path**: index gathers and scatter reductions. Used for ``min``/``max``/``mul`` reductions and while
+  :func:`torch.compile` traces a layer (sparse tensors and the Python-side cache would break the graph; Inductor fuses
+  the scatter path instead).
+
+:func:`set_deterministic` / :func:`deterministic` (or ``torch.use_deterministic_algorithms(True)``) also send sums
+over edges that come without a cached :class:`Adjacency` through a sorted, atomics-free reduction. Compiled code
+uses the scatter path; on GPU, make it deterministic with ``torch.use_deterministic_algorithms(True)``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
+import weakref
 from typing import Iterator
 
 import torch
@@ -23,6 +35,9 @@ from torch import Tensor
 from torch_geometric.utils import scatter
 
 REDUCTIONS = ("sum", "mean", "min", "max", "mul")
+
+# torch marks sparse CSR as beta on every construction; the operations used here (CSR @ dense) are stable.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 _deterministic = False
 
@@ -49,7 +64,245 @@ def deterministic(enabled: bool = True) -> Iterator[None]:
         set_deterministic(previous)
 
 
-def reduce_edges(messages: Tensor, index: Tensor, num_nodes: int, reduce: str = "sum") -> Tensor:
+def _compiling() -> bool:
+    return torch.compiler.is_compiling()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The cached CSR structure of a graph batch
+# ----------------------------------------------------------------------------------------------------------------
+class Adjacency:
+    r"""Target-major CSR structure of a graph: row :math:`i` lists the sources :math:`j` of the edges :math:`j \to i`.
+
+    Built from ``edge_index`` [2, E] (``edge_index[0]`` = sources, ``edge_index[1]`` = targets, PyG's
+    ``source_to_target`` flow). CSR position ``k`` holds edge ``perm[k]``; per-edge values given in edge order are
+    moved into CSR order with ``values[perm]``. The transposed structure (for backward passes) is built on first use.
+
+    Obtain instances through :func:`adjacency`, which caches them per ``edge_index`` tensor.
+    """
+
+    def __init__(self, edge_index: Tensor, num_src: int, num_dst: int):
+        self.edge_index = edge_index
+        self.num_src, self.num_dst = int(num_src), int(num_dst)
+        self.num_edges = int(edge_index.size(1))
+        self.index_dtype = (torch.int32 if max(self.num_src, self.num_dst, self.num_edges) < 2 ** 31 - 1
+                            else torch.int64)
+        self._structure: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+        self._transpose: tuple[Tensor, Tensor, Tensor] | None = None
+        self._incidence: Tensor | None = None
+        self.derived: dict[object, object] = {}  # per-graph values cached by layers (e.g. normalisations)
+
+    def _csr_structure(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(perm, row, col, crow), built on first use: the scatter path never needs them."""
+        if self._structure is None:
+            src, dst = self.edge_index[0], self.edge_index[1]
+            row, perm = torch.sort(dst.to(self.index_dtype), stable=True)
+            col = src.index_select(0, perm).to(self.index_dtype)
+            crow = _offsets(torch.bincount(dst, minlength=self.num_dst), self.index_dtype)
+            self._structure = (perm, row, col, crow)
+        return self._structure
+
+    @property
+    def perm(self) -> Tensor:
+        """LongTensor [E]: CSR position ``k`` holds edge ``perm[k]``."""
+        return self._csr_structure()[0]
+
+    @property
+    def row(self) -> Tensor:
+        """Target node of each CSR entry (sorted)."""
+        return self._csr_structure()[1]
+
+    @property
+    def col(self) -> Tensor:
+        """Source node of each CSR entry."""
+        return self._csr_structure()[2]
+
+    @property
+    def crow(self) -> Tensor:
+        """CSR row offsets ``[num_dst + 1]``."""
+        return self._csr_structure()[3]
+
+    @property
+    def in_degree(self) -> Tensor:
+        """Number of incoming edges of each target node ``[num_dst]``."""
+        crow = self.crow
+        return crow[1:] - crow[:-1]
+
+    def csr(self, values: Tensor | None = None) -> Tensor:
+        """The ``[num_dst, num_src]`` sparse CSR matrix with ``values`` (CSR order; ones by default)."""
+        if values is None:
+            values = torch.ones(self.num_edges, device=self.crow.device)
+        return torch.sparse_csr_tensor(self.crow, self.col, values, (self.num_dst, self.num_src),
+                                       check_invariants=False)
+
+    def transpose_csr(self, values: Tensor | None = None) -> Tensor:
+        """The ``[num_src, num_dst]`` transposed matrix, with ``values`` given in *this* matrix's CSR order."""
+        if self._transpose is None:
+            col_sorted, order = torch.sort(self.col, stable=True)
+            crow_t = _offsets(torch.bincount(self.col.long(), minlength=self.num_src), self.index_dtype)
+            self._transpose = (crow_t, self.row.index_select(0, order), order)
+        crow_t, col_t, order = self._transpose
+        values = (torch.ones(self.num_edges, device=crow_t.device) if values is None
+                  else values.index_select(0, order))
+        return torch.sparse_csr_tensor(crow_t, col_t, values, (self.num_src, self.num_dst), check_invariants=False)
+
+    def incidence(self, dtype: torch.dtype) -> Tensor:
+        """The ``[num_dst, E]`` target incidence matrix (entry ``(i, e)`` is 1 when edge ``e`` points to ``i``)."""
+        if self._incidence is None or self._incidence.dtype != dtype:
+            ones = torch.ones(self.num_edges, dtype=dtype, device=self.crow.device)
+            self._incidence = torch.sparse_csr_tensor(self.crow, self.perm.to(self.index_dtype), ones,
+                                                      (self.num_dst, self.num_edges), check_invariants=False)
+        return self._incidence
+
+    def __repr__(self) -> str:
+        return f"Adjacency(num_src={self.num_src}, num_dst={self.num_dst}, num_edges={self.num_edges})"
+
+
+def _offsets(counts: Tensor, dtype: torch.dtype) -> Tensor:
+    out = torch.zeros(counts.numel() + 1, dtype=torch.int64, device=counts.device)
+    torch.cumsum(counts, 0, out=out[1:])
+    return out.to(dtype)
+
+
+class _Cache:
+    """Adjacency structures keyed by the identity of their ``edge_index`` tensor.
+
+    An entry lives as long as its ``edge_index`` tensor and is rebuilt if that tensor was modified in place
+    (its version counter changed) or is used with other node counts.
+    """
+
+    def __init__(self):
+        self._entries: dict[int, tuple[weakref.ref, int, tuple[int, int], Adjacency]] = {}
+
+    def get(self, edge_index: Tensor, num_src: int, num_dst: int) -> Adjacency | None:
+        entry = self._entries.get(id(edge_index))
+        if entry is None:
+            return None
+        ref, version, sizes, adj = entry
+        if ref() is edge_index and version == edge_index._version and sizes == (num_src, num_dst):
+            return adj
+        return None
+
+    def put(self, edge_index: Tensor, adj: Adjacency) -> None:
+        key = id(edge_index)
+        entries = self._entries
+        ref = weakref.ref(edge_index, lambda _, key=key: entries.pop(key, None))
+        entries[key] = (ref, edge_index._version, (adj.num_src, adj.num_dst), adj)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_cache = _Cache()
+
+
+def clear_cache() -> None:
+    """Drop every cached :class:`Adjacency` (they are also dropped with their ``edge_index`` tensors)."""
+    _cache.clear()
+
+
+def adjacency(edge_index: Tensor, num_nodes: int | tuple[int, int]) -> Adjacency:
+    """The (cached) :class:`Adjacency` of ``edge_index``.
+
+    Args:
+        edge_index: LongTensor ``[2, E]``, already validated (see :mod:`gdl_graphs.nn.validation`).
+        num_nodes: ``N``, or ``(num_src, num_dst)`` for bipartite graphs.
+    """
+    num_src, num_dst = (num_nodes, num_nodes) if isinstance(num_nodes, int) else num_nodes
+    if _compiling():
+        return Adjacency(edge_index, num_src, num_dst)
+    adj = _cache.get(edge_index, num_src, num_dst)
+    if adj is None:
+        adj = Adjacency(edge_index, num_src, num_dst)
+        _cache.put(edge_index, adj)
+    return adj
+
+
+def use_csr_path() -> bool:
+    """Whether aggregations take the CSR path now: always in eager mode, never while being compiled."""
+    return not _compiling()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Linear aggregation: Y = A_w X
+# ----------------------------------------------------------------------------------------------------------------
+class _SpMM(torch.autograd.Function):
+    """``A_w @ X`` with a backward that reuses the cached transposed CSR structure."""
+
+    @staticmethod
+    def forward(ctx, values: Tensor, x: Tensor, adj: Adjacency) -> Tensor:
+        ctx.adj = adj
+        ctx.save_for_backward(values, x)
+        return torch.sparse.mm(adj.csr(values), x)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        values, x = ctx.saved_tensors
+        adj: Adjacency = ctx.adj
+        grad_values = grad_x = None
+        if ctx.needs_input_grad[1]:
+            grad_x = torch.sparse.mm(adj.transpose_csr(values), grad_out.contiguous())
+        if ctx.needs_input_grad[0]:  # sampled dense-dense product: <grad_out[i], x[j]> for each edge j -> i
+            grad_values = (grad_out.index_select(0, adj.row.long()) * x.index_select(0, adj.col.long())).sum(-1)
+        return grad_values, grad_x, None
+
+
+def spmm(adj: Adjacency, x: Tensor, edge_weight: Tensor | None = None, reduce: str = "sum") -> Tensor:
+    r"""Linear neighbourhood aggregation :math:`\mathbf{y}_i = \bigoplus_{j \to i} w_{ji}\, \mathbf{x}_j`.
+
+    Args:
+        adj: the graph (:func:`adjacency`).
+        x: ``[num_src, C]`` or ``[num_src, H, C]`` source features.
+        edge_weight: ``[E]`` per-edge weights in edge order (ones when ``None``), or ``[E, H]`` per-head weights
+            with ``x`` of shape ``[num_src, H, C]``.
+        reduce: ``"sum"`` or ``"mean"`` (sum divided by the in-degree; isolated nodes get 0).
+
+    Returns:
+        ``[num_dst, C]`` (or ``[num_dst, H, C]``).
+    """
+    if reduce not in ("sum", "mean"):
+        raise ValueError(f"spmm supports reduce='sum' or 'mean', got {reduce!r}")
+    if edge_weight is not None and edge_weight.dim() == 2:
+        heads = [spmm(adj, x[:, h], edge_weight[:, h], reduce) for h in range(edge_weight.size(1))]
+        return torch.stack(heads, dim=1)
+    if not use_csr_path():
+        src, dst = adj.edge_index[0], adj.edge_index[1]
+        messages = x.index_select(0, src)
+        if edge_weight is not None:
+            messages = messages * edge_weight.view(-1, *([1] * (x.dim() - 1)))
+        return scatter(messages, dst, dim=0, dim_size=adj.num_dst, reduce=reduce)
+    shape = x.shape
+    flat = x.reshape(shape[0], -1)
+    values = (torch.ones(adj.num_edges, dtype=x.dtype, device=x.device) if edge_weight is None
+              else edge_weight.to(x.dtype).index_select(0, adj.perm))
+    out = _SpMM.apply(values, flat.contiguous(), adj)
+    if reduce == "mean":
+        out = out / adj.in_degree.clamp(min=1).to(out.dtype).unsqueeze(-1)
+    return out.reshape(adj.num_dst, *shape[1:])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Edge-message reduction
+# ----------------------------------------------------------------------------------------------------------------
+class _IncidenceSum(torch.autograd.Function):
+    """Sum of edge messages per target as a CSR incidence matmul; backward gathers the target gradients."""
+
+    @staticmethod
+    def forward(ctx, messages: Tensor, index: Tensor, adj: Adjacency) -> Tensor:
+        ctx.save_for_backward(index)
+        return torch.sparse.mm(adj.incidence(messages.dtype), messages)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        (index,) = ctx.saved_tensors
+        return grad_out.index_select(0, index), None, None
+
+
+def reduce_edges(messages: Tensor, index: Tensor, num_nodes: int, reduce: str = "sum",
+                 adj: Adjacency | None = None) -> Tensor:
     r"""Reduce per-edge messages onto their target nodes.
 
     .. math::
@@ -60,22 +313,62 @@ def reduce_edges(messages: Tensor, index: Tensor, num_nodes: int, reduce: str = 
         index: LongTensor ``[E]``, the target node of each edge.
         num_nodes: number of target nodes ``N`` (nodes receiving no message get 0).
         reduce: one of ``"sum"``, ``"mean"``, ``"min"``, ``"max"``, ``"mul"``.
+        adj: the graph's :class:`Adjacency` when the caller has it (its targets must be ``index``); sums and means
+            then take the CSR path. Without it, deterministic mode sorts the edges once; otherwise scatter.
 
     Returns:
         ``[N, *]``.
     """
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
-    if is_deterministic() and messages.numel() > 0 and reduce in ("sum", "mean"):
-        return _segment_reduce(messages, index, num_nodes, reduce)
-    return scatter(messages, index, dim=0, dim_size=num_nodes, reduce=reduce)
-
-
-def _segment_reduce(messages: Tensor, index: Tensor, num_nodes: int, reduce: str) -> Tensor:
-    """Sum/mean over target-sorted edges with a stable sort: the summation order is fixed, hence deterministic."""
-    order = torch.argsort(index, stable=True)
-    lengths = torch.bincount(index, minlength=num_nodes)
-    out = torch.segment_reduce(messages[order], "sum", lengths=lengths, axis=0, unsafe=True)
+    if reduce not in ("sum", "mean") or messages.size(0) == 0 or not use_csr_path():
+        return scatter(messages, index, dim=0, dim_size=num_nodes, reduce=reduce)
+    if adj is None:
+        if not is_deterministic():
+            return scatter(messages, index, dim=0, dim_size=num_nodes, reduce=reduce)
+        adj = Adjacency(torch.stack([index, index]), num_nodes, num_nodes)
+    shape = messages.shape
+    out = _IncidenceSum.apply(messages.reshape(shape[0], -1).contiguous(), index, adj)
     if reduce == "mean":
-        out = out / lengths.clamp(min=1).view(-1, *([1] * (messages.dim() - 1))).to(out.dtype)
-    return out
+        out = out / adj.in_degree.clamp(min=1).to(out.dtype).unsqueeze(-1)
+    return out.reshape(num_nodes, *shape[1:])
+
+
+def softmax_edges(scores: Tensor, index: Tensor, num_nodes: int, adj: Adjacency | None = None) -> Tensor:
+    r"""Softmax of edge scores over the incoming edges of each target node.
+
+    .. math::
+        \alpha_e = \frac{\exp(s_e - \max_{e' \to i} s_{e'})}{\sum_{e' \to i} \exp(s_{e'} - \max_{e' \to i} s_{e'})}
+        \quad\text{for } e \to i
+
+    Scores of ``-inf`` get weight 0 (used to mask edges without changing shapes). Args as in :func:`reduce_edges`;
+    ``scores`` is ``[E]`` or ``[E, H]``.
+    """
+    if scores.size(0) == 0:
+        return scores
+    peak = scatter(scores.detach(), index, dim=0, dim_size=num_nodes, reduce="max")
+    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+    weights = (scores - peak.index_select(0, index)).exp()
+    total = reduce_edges(weights, index, num_nodes, "sum", adj) + 1e-16
+    return weights / total.index_select(0, index)
+
+
+def with_self_loops(adj: Adjacency) -> tuple[Adjacency, Tensor]:
+    """The graph with one self-loop appended per node, and the mask of the original edges that were self-loops.
+
+    Edges ``0..E-1`` keep their order and loops ``E..E+N-1`` follow in node order, so per-edge tensors extend by
+    concatenation. Layers that *replace* existing self-loops (PyG's ``remove_self_loops`` + ``add_self_loops``)
+    give the masked edges zero weight instead of removing them: shapes stay static (compile-friendly) and results
+    are the same. Cached on ``adj``.
+    """
+    cached = adj.derived.get("self_loops")
+    if cached is not None:
+        return cached
+    if adj.num_src != adj.num_dst:
+        raise ValueError("self-loops need a square adjacency (num_src == num_dst)")
+    loops = torch.arange(adj.num_dst, device=adj.edge_index.device, dtype=adj.edge_index.dtype)
+    augmented = torch.cat([adj.edge_index, loops.unsqueeze(0).expand(2, -1)], dim=1)
+    result = (Adjacency(augmented, adj.num_src, adj.num_dst), adj.edge_index[0] == adj.edge_index[1])
+    if not _compiling():
+        adj.derived["self_loops"] = result
+    return result

@@ -1,0 +1,12 @@
+"""S_n-equivariant message passing on sparse graphs, one module per layer family.
+
+Each layer keeps the constructor, parameters and ``state_dict`` of its PyG namesake and aggregates through
+:mod:`gdl_graphs.nn.aggregate`.
+"""
+
+from gdl_graphs.nn.conv.gat import GATConv, GATv2Conv
+from gdl_graphs.nn.conv.gcn import GCNConv
+from gdl_graphs.nn.conv.gin import GINConv, GINEConv
+from gdl_graphs.nn.conv.sage import SAGEConv
+
+__all__ = ["GATConv", "GATv2Conv", "GCNConv", "GINConv", "GINEConv", "SAGEConv"]

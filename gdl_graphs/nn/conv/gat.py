@@ -1,0 +1,144 @@
+r"""Graph attention layers GAT (Veličković et al. 2018) and GATv2 (Brody et al. 2022), drop-in for PyG's."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric import nn as pyg_nn
+
+from gdl_graphs.nn import aggregate
+from gdl_graphs.nn.conv.base import FastPathConv
+from gdl_graphs.nn.validation import check_edge_features
+
+
+class _AttentionConv(FastPathConv):
+    """Shared forward of GAT and GATv2: self-loops, attention scores -> softmax -> weighted sum, head merge."""
+
+    def _attention_forward(self, x, edge_index, edge_attr, return_attention_weights):
+        edge_index, edge_weight, adj = self._graph(x, edge_index)
+        edge_attr = edge_weight if edge_attr is None else edge_attr
+        if edge_attr is not None:
+            check_edge_features(edge_attr, edge_index.size(1), None, False, type(self).__name__)
+        res = self.res(x) if self.res is not None else None
+        x_src, x_dst = self._project(x)
+        excluded = None
+        if self.add_self_loops:
+            adj, excluded = aggregate.with_self_loops(adj)
+            if edge_attr is not None:
+                edge_attr = _with_loop_attr(edge_attr, edge_index, excluded, self.fill_value, x.size(0), adj)
+            edge_index = adj.edge_index
+        scores = self._scores(x_src, x_dst, edge_index, edge_attr)
+        if excluded is not None:  # existing self-loops are replaced by the appended ones
+            pad = excluded.new_zeros(adj.num_dst)
+            scores = scores.masked_fill(torch.cat([excluded, pad]).unsqueeze(-1), float("-inf"))
+        alpha = aggregate.softmax_edges(scores, edge_index[1], adj.num_dst, adj)
+        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        out = aggregate.spmm(adj, x_src, alpha)
+        out = out.reshape(-1, self.heads * self.out_channels) if self.concat else out.mean(dim=1)
+        if res is not None:
+            out = out + res
+        if self.bias is not None:
+            out = out + self.bias
+        if return_attention_weights:
+            if excluded is not None and not torch.compiler.is_compiling():
+                keep = ~torch.cat([excluded, excluded.new_zeros(adj.num_dst)])
+                return out, (edge_index[:, keep], alpha[keep])
+            return out, (edge_index, alpha)
+        return out
+
+
+def _with_loop_attr(edge_attr: Tensor, edge_index: Tensor, excluded: Tensor, fill_value, num_nodes: int,
+                    adj: aggregate.Adjacency) -> Tensor:
+    """Edge features of the appended self-loops, as PyG's ``add_self_loops`` computes them after removing loops."""
+    if edge_attr.dim() == 1:
+        edge_attr = edge_attr.unsqueeze(-1)
+    if isinstance(fill_value, str):
+        kept = (~excluded).to(edge_attr.dtype).unsqueeze(-1)
+        loop_attr = aggregate.reduce_edges(edge_attr * kept, edge_index[1], num_nodes, "sum")
+        if fill_value == "mean":
+            count = aggregate.reduce_edges(kept, edge_index[1], num_nodes, "sum")
+            loop_attr = loop_attr / count.clamp(min=1)
+        elif fill_value != "add":
+            raise ValueError(f"fill_value={fill_value!r} is not supported; use 'mean', 'add', a number or a tensor")
+    else:
+        loop_attr = torch.as_tensor(fill_value, dtype=edge_attr.dtype, device=edge_attr.device)
+        loop_attr = loop_attr.expand(num_nodes, edge_attr.size(-1)) if loop_attr.dim() <= 1 else loop_attr
+    return torch.cat([edge_attr, loop_attr.to(edge_attr.dtype)], dim=0)
+
+
+class GATConv(_AttentionConv, pyg_nn.GATConv):
+    r"""Graph attention layer :math:`\mathbf{x}'_i = \big\Vert_{h}\, \sum_{j \in \mathcal{N}(i) \cup \{i\}}
+    \alpha^{h}_{i,j}\mathbf{\Theta}^{h}_s\mathbf{x}_j` with
+
+    .. math::
+        \alpha^h_{i,j} = \mathrm{softmax}_j\Big(\mathrm{LeakyReLU}\big(\mathbf{a}^{h\top}_s\mathbf{\Theta}^h_s
+        \mathbf{x}_j + \mathbf{a}^{h\top}_t\mathbf{\Theta}^h_t\mathbf{x}_i + \mathbf{a}^{h\top}_e
+        \mathbf{\Theta}^h_e\mathbf{e}_{j,i}\big)\Big).
+
+    Same constructor, defaults, parameters and ``state_dict`` as :class:`torch_geometric.nn.GATConv` (``heads``,
+    ``concat``, ``negative_slope``, ``dropout``, ``add_self_loops``, ``edge_dim``, ``fill_value``, ``bias``,
+    ``residual``). The softmax denominators and the weighted neighbour sums (one CSR matmul per head) run on the
+    graph's cached adjacency, so the ``[E, heads, C]`` message tensor is never built. Bipartite input uses PyG's path.
+
+    Shapes: ``x`` [N, in_channels], ``edge_index`` [2, E] or sparse ``adj_t``, ``edge_attr`` [E, edge_dim]
+    -> [N, heads * out_channels] (``concat=True``) or [N, out_channels].
+    """
+
+    def forward(self, x, edge_index, edge_attr: Tensor | None = None, size=None,
+                return_attention_weights: bool | None = None):
+        if isinstance(x, (tuple, list)) or size is not None:
+            return super().forward(x, edge_index, edge_attr, size, return_attention_weights)
+        return self._attention_forward(x, edge_index, edge_attr, return_attention_weights)
+
+    def _project(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        heads, channels = self.heads, self.out_channels
+        if self.lin is not None:
+            h = self.lin(x).view(-1, heads, channels)
+            return h, h
+        return self.lin_src(x).view(-1, heads, channels), self.lin_dst(x).view(-1, heads, channels)
+
+    def _scores(self, x_src, x_dst, edge_index, edge_attr):
+        score_src = (x_src * self.att_src).sum(-1)
+        score_dst = (x_dst * self.att_dst).sum(-1)
+        scores = score_src.index_select(0, edge_index[0]) + score_dst.index_select(0, edge_index[1])
+        if edge_attr is not None and self.lin_edge is not None:
+            if edge_attr.dim() == 1:
+                edge_attr = edge_attr.unsqueeze(-1)
+            edge = self.lin_edge(edge_attr).view(-1, self.heads, self.out_channels)
+            scores = scores + (edge * self.att_edge).sum(-1)
+        return F.leaky_relu(scores, self.negative_slope)
+
+
+class GATv2Conv(_AttentionConv, pyg_nn.GATv2Conv):
+    r"""GATv2 layer (dynamic attention) :math:`\mathbf{x}'_i = \big\Vert_h \sum_{j \in \mathcal{N}(i) \cup \{i\}}
+    \alpha^h_{i,j}\mathbf{\Theta}^h_s\mathbf{x}_j` with
+
+    .. math::
+        \alpha^h_{i,j} = \mathrm{softmax}_j\Big(\mathbf{a}^{h\top}\mathrm{LeakyReLU}\big(\mathbf{\Theta}^h_s
+        \mathbf{x}_j + \mathbf{\Theta}^h_t\mathbf{x}_i + \mathbf{\Theta}^h_e\mathbf{e}_{j,i}\big)\Big).
+
+    Same constructor, defaults, parameters and ``state_dict`` as :class:`torch_geometric.nn.GATv2Conv`
+    (``share_weights`` included). Aggregation as in :class:`GATConv`.
+
+    Shapes as in :class:`GATConv`.
+    """
+
+    def forward(self, x, edge_index, edge_attr: Tensor | None = None, return_attention_weights: bool | None = None):
+        if isinstance(x, (tuple, list)):
+            return super().forward(x, edge_index, edge_attr, return_attention_weights)
+        return self._attention_forward(x, edge_index, edge_attr, return_attention_weights)
+
+    def _project(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        heads, channels = self.heads, self.out_channels
+        x_l = self.lin_l(x).view(-1, heads, channels)
+        return x_l, (x_l if self.share_weights else self.lin_r(x).view(-1, heads, channels))
+
+    def _scores(self, x_src, x_dst, edge_index, edge_attr):
+        h = x_src.index_select(0, edge_index[0]) + x_dst.index_select(0, edge_index[1])
+        if edge_attr is not None:
+            if edge_attr.dim() == 1:
+                edge_attr = edge_attr.unsqueeze(-1)
+            h = h + self.lin_edge(edge_attr).view(-1, self.heads, self.out_channels)
+        h = F.leaky_relu(h, self.negative_slope)
+        return (h * self.att).sum(-1)

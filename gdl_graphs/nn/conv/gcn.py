@@ -1,0 +1,97 @@
+r"""Graph convolution (Kipf & Welling 2017) on the CSR fast path, drop-in for PyG's ``GCNConv``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch_geometric import nn as pyg_nn
+
+from gdl_graphs.nn import aggregate
+from gdl_graphs.nn.conv.base import FastPathConv
+
+
+class GCNConv(FastPathConv, pyg_nn.GCNConv):
+    r"""Graph convolution :math:`\mathbf{X}' = \hat{\mathbf{D}}^{-1/2}\hat{\mathbf{A}}\hat{\mathbf{D}}^{-1/2}
+    \mathbf{X}\mathbf{\Theta} + \mathbf{b}`, with :math:`\hat{\mathbf{A}} = \mathbf{A} + \mathbf{I}` (self-loops)
+    and :math:`\hat{D}_{ii} = \sum_j \hat{A}_{ij}`; per node
+
+    .. math::
+        \mathbf{x}'_i = \mathbf{\Theta}^{\top} \sum_{j \in \mathcal{N}(i) \cup \{ i \}}
+        \frac{e_{j,i}}{\sqrt{\hat{d}_j \hat{d}_i}} \mathbf{x}_j + \mathbf{b}.
+
+    Same constructor, defaults, parameters and ``state_dict`` as :class:`torch_geometric.nn.GCNConv` (``in_channels,
+    out_channels, improved=False, cached=False, add_self_loops=None, normalize=True, bias=True``), and the same
+    self-loop rule: existing self-loops are replaced by one loop per node, of weight 1 (or the existing loop's
+    weight), or 2 with ``improved=True`` *when* ``edge_weight`` is given (as in PyG 2.8, ``improved`` has no effect
+    without edge weights). The normalised adjacency is built once per graph as a CSR matrix and shared by all layers
+    (:mod:`gdl_graphs.nn.aggregate`); ``cached=True`` keeps it for later calls, as in PyG (transductive use).
+
+    Shapes: ``x`` [N, in_channels], ``edge_index`` [2, E] or a sparse ``adj_t`` [N, N], ``edge_weight`` [E]
+    -> [N, out_channels].
+    """
+
+    def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None) -> Tensor:
+        if isinstance(x, (tuple, list)):
+            return super().forward(x, edge_index, edge_weight)  # PyG's error for bipartite input
+        if self.cached and self._cached_edge_index is not None:
+            adj, values, loop = self._cached_edge_index
+        else:
+            edge_index, edge_weight, adj = self._graph(x, edge_index, edge_weight)
+            values, loop = self._normalisation(adj, edge_weight, x.dtype)
+            if self.cached:
+                self._cached_edge_index = (adj, values, loop)
+        h = self.lin(x)
+        out = aggregate.spmm(adj, h, values)
+        if loop is not None:
+            out = out + loop.unsqueeze(-1) * h
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+    def _normalisation(self, adj: aggregate.Adjacency, edge_weight: Tensor | None,
+                       dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
+        """Per-edge values (edge order) and per-node self-loop values of the normalised adjacency."""
+        key = ("gcn", self.improved, self.add_self_loops, self.normalize, dtype)
+        if edge_weight is None and key in adj.derived:
+            return adj.derived[key]
+        result = gcn_normalisation(adj, edge_weight, self.improved, self.add_self_loops, self.normalize, dtype)
+        if edge_weight is None and not torch.compiler.is_compiling():
+            adj.derived[key] = result
+        return result
+
+
+def gcn_normalisation(adj: aggregate.Adjacency, edge_weight: Tensor | None, improved: bool, add_self_loops: bool,
+                      normalize: bool, dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
+    r"""Symmetric normalisation :math:`w_{ji} / \sqrt{\hat d_j \hat d_i}` of the edges and of one self-loop per node.
+
+    Returns ``(edge_values [E] or None, loop_values [N] or None)``. Existing self-loop edges get value 0 when
+    self-loops are added (their weight moves to the node's single loop, as PyG's ``add_remaining_self_loops``).
+    """
+    edge_index = adj.edge_index
+    num_nodes = adj.num_dst
+    if not normalize:
+        return edge_weight, None
+    weight = (torch.ones(adj.num_edges, dtype=dtype, device=edge_index.device) if edge_weight is None
+              else edge_weight.to(dtype))
+    loop = None
+    if add_self_loops:
+        is_loop = edge_index[0] == edge_index[1]
+        fill = 2.0 if (improved and edge_weight is not None) else 1.0
+        loop = torch.full((num_nodes,), fill, dtype=dtype, device=edge_index.device)
+        if edge_weight is not None:  # an existing loop keeps its weight (the last one, if repeated)
+            loop = _existing_loop_weight(loop, edge_index, weight, is_loop)
+        weight = weight.masked_fill(is_loop, 0.0)
+    degree = aggregate.reduce_edges(weight, edge_index[1], num_nodes, "sum", adj)
+    if loop is not None:
+        degree = degree + loop
+    inv_sqrt = degree.pow(-0.5).masked_fill(degree == 0, 0.0)
+    values = inv_sqrt.index_select(0, edge_index[0]) * weight * inv_sqrt.index_select(0, edge_index[1])
+    return values, (None if loop is None else inv_sqrt * loop * inv_sqrt)
+
+
+def _existing_loop_weight(loop: Tensor, edge_index: Tensor, weight: Tensor, is_loop: Tensor) -> Tensor:
+    """Replace the fill value of nodes that already have a self-loop by that loop's weight."""
+    n = loop.size(0)
+    target = torch.where(is_loop, edge_index[0], torch.full_like(edge_index[0], n))
+    extended = torch.cat([loop, loop.new_zeros(1)])
+    return extended.index_put((target,), weight)[:n]

@@ -1,0 +1,230 @@
+"""gdl_graphs.nn.conv layers against PyG's own, on the graphs that break naive implementations."""
+
+import pytest
+import torch
+import torch_geometric.nn as pyg
+from torch import nn
+
+import gdl_graphs.nn as gnn
+from gdl_graphs.nn import aggregate
+from gdl_graphs.testing import check_symmetry
+from tests.conftest import random_batch, random_graph
+
+IN, OUT, EDGE = 8, 6, 3
+
+
+def _mlp():
+    return nn.Sequential(nn.Linear(IN, 16), nn.ReLU(), nn.Linear(16, OUT))
+
+
+# name -> (ours, PyG's, needs edge_attr)
+LAYERS = {
+    "GCNConv": (lambda: gnn.GCNConv(IN, OUT), lambda: pyg.GCNConv(IN, OUT), False),
+    "GCNConv-noloops": (lambda: gnn.GCNConv(IN, OUT, add_self_loops=False),
+                        lambda: pyg.GCNConv(IN, OUT, add_self_loops=False), False),
+    "GCNConv-raw": (lambda: gnn.GCNConv(IN, OUT, normalize=False), lambda: pyg.GCNConv(IN, OUT, normalize=False),
+                    False),
+    "GINConv": (lambda: gnn.GINConv(_mlp(), train_eps=True), lambda: pyg.GINConv(_mlp(), train_eps=True), False),
+    "GINEConv": (lambda: gnn.GINEConv(_mlp(), edge_dim=EDGE), lambda: pyg.GINEConv(_mlp(), edge_dim=EDGE), True),
+    "SAGEConv": (lambda: gnn.SAGEConv(IN, OUT), lambda: pyg.SAGEConv(IN, OUT), False),
+    "SAGEConv-sum-project": (lambda: gnn.SAGEConv(IN, OUT, aggr="sum", project=True, normalize=True),
+                             lambda: pyg.SAGEConv(IN, OUT, aggr="sum", project=True, normalize=True), False),
+    "SAGEConv-max": (lambda: gnn.SAGEConv(IN, OUT, aggr="max"), lambda: pyg.SAGEConv(IN, OUT, aggr="max"), False),
+    "GATConv": (lambda: gnn.GATConv(IN, OUT, heads=3), lambda: pyg.GATConv(IN, OUT, heads=3), False),
+    "GATConv-edge-mean": (lambda: gnn.GATConv(IN, OUT, heads=2, edge_dim=EDGE, concat=False, residual=True),
+                          lambda: pyg.GATConv(IN, OUT, heads=2, edge_dim=EDGE, concat=False, residual=True), True),
+    "GATConv-noloops": (lambda: gnn.GATConv(IN, OUT, heads=2, add_self_loops=False),
+                        lambda: pyg.GATConv(IN, OUT, heads=2, add_self_loops=False), False),
+    "GATv2Conv": (lambda: gnn.GATv2Conv(IN, OUT, heads=2), lambda: pyg.GATv2Conv(IN, OUT, heads=2), False),
+    "GATv2Conv-edge-shared": (lambda: gnn.GATv2Conv(IN, OUT, heads=2, edge_dim=EDGE, share_weights=True,
+                                                    fill_value=0.5),
+                              lambda: pyg.GATv2Conv(IN, OUT, heads=2, edge_dim=EDGE, share_weights=True,
+                                                    fill_value=0.5), True),
+}
+
+
+def _graphs():
+    """Graphs with isolated nodes, self-loops, duplicate edges, no edges at all, and a single node."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(10, IN, generator=g)
+    cases = {
+        "random": torch.randint(0, 10, (2, 40), generator=g),
+        "isolated+selfloops+duplicates": torch.tensor([[0, 1, 1, 2, 2, 3, 5, 5], [1, 0, 0, 2, 3, 3, 6, 6]]),
+        "no-edges": torch.empty(2, 0, dtype=torch.long),
+    }
+    out = [(name, x, ei) for name, ei in cases.items()]
+    out.append(("one-node", x[:1], torch.tensor([[0], [0]])))
+    out.append(("one-node-no-edges", x[:1], torch.empty(2, 0, dtype=torch.long)))
+    return out
+
+
+def _run(layer, x, edge_index, edge_attr):
+    x = x.clone().requires_grad_()
+    args = (x, edge_index) if edge_attr is None else (x, edge_index, edge_attr)
+    out = layer(*args)
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    grads = [x.grad] + [None if p.grad is None else p.grad.clone() for p in layer.parameters()]
+    for p in layer.parameters():
+        p.grad = None
+    return out, grads
+
+
+@pytest.mark.parametrize("graph", _graphs(), ids=lambda g: g[0])
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_agrees_with_pyg_forward_and_gradients(name, graph):
+    make_ours, make_pyg, edge = LAYERS[name]
+    _, x, edge_index = graph
+    torch.manual_seed(0)
+    ours = make_ours()
+    theirs = make_pyg()
+    theirs.load_state_dict(ours.state_dict())
+    edge_attr = torch.randn(edge_index.size(1), EDGE) if edge else None
+    out_a, grads_a = _run(ours, x, edge_index, edge_attr)
+    out_b, grads_b = _run(theirs, x, edge_index, edge_attr)
+    torch.testing.assert_close(out_a, out_b, atol=1e-5, rtol=1e-5)
+    for ga, gb in zip(grads_a, grads_b):
+        if gb is None:
+            assert ga is None or not ga.abs().any()
+        else:
+            torch.testing.assert_close(ga, gb, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["GCNConv", "GINConv", "SAGEConv", "GATConv"])
+def test_state_dict_loads_both_ways(name):
+    make_ours, make_pyg, _ = LAYERS[name]
+    ours, theirs = make_ours(), make_pyg()
+    ours.load_state_dict(theirs.state_dict())  # PyG -> ours
+    make_pyg().load_state_dict(ours.state_dict())  # ours -> PyG
+    assert set(ours.state_dict()) == set(theirs.state_dict())
+
+
+def test_gcn_edge_weights_and_improved_match_pyg():
+    data = random_graph(10, 40)
+    data.edge_index[:, :3] = torch.tensor([[1, 1, 4], [1, 1, 4]])  # weighted, repeated self-loops
+    weight = torch.rand(40)
+    weight[1] = weight[0]  # PyG keeps one of the repeated loop weights; make them equal so either is right
+    for improved in (False, True):
+        ours = gnn.GCNConv(IN, OUT, improved=improved)
+        theirs = pyg.GCNConv(IN, OUT, improved=improved)
+        theirs.load_state_dict(ours.state_dict())
+        torch.testing.assert_close(ours(data.x, data.edge_index, weight), theirs(data.x, data.edge_index, weight))
+
+
+@pytest.mark.parametrize("name", ["GCNConv", "GINConv", "SAGEConv", "GATConv", "GATv2Conv"])
+def test_sparse_adjacency_input_equals_edge_index(name):
+    torch.manual_seed(0)
+    make_ours = LAYERS[name][0]
+    layer = make_ours()
+    g = torch.Generator().manual_seed(1)
+    edge_index = torch.unique(torch.randint(0, 10, (2, 30), generator=g), dim=1)  # a simple graph
+    edge_index = edge_index[:, edge_index[0] != edge_index[1]]
+    x = torch.randn(10, IN)
+    adj_t = torch.sparse_coo_tensor(edge_index.flip(0), torch.ones(edge_index.size(1)), (10, 10))
+    expected = layer(x, edge_index)
+    torch.testing.assert_close(layer(x, adj_t.to_sparse_csr()), expected)
+    torch.testing.assert_close(layer(x, adj_t), expected)
+
+
+@pytest.mark.parametrize("name", ["GCNConv", "GINConv", "GINEConv", "SAGEConv", "GATConv", "GATv2Conv"])
+def test_permutation_equivariance(name):
+    layer = LAYERS[name][0]()
+    batch = random_batch(sizes=(1, 6, 11), channels=IN, edge_dim=EDGE)
+    call = None if LAYERS[name][2] else (lambda m, d: m(d.x, d.edge_index))
+    assert layer.symmetry == "S_n-equivariant"
+    assert check_symmetry(layer, batch, call=call) < 1e-4
+
+
+@pytest.mark.parametrize("name", ["GCNConv", "GINConv", "GINEConv", "SAGEConv", "GATConv", "GATv2Conv"])
+def test_torch_compile_has_no_graph_breaks(name):
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    make_ours, _, edge = LAYERS[name]
+    layer = make_ours()
+    data = random_graph(16, 48, IN, edge_dim=EDGE if edge else None)
+    args = (data.x, data.edge_index) if not edge else (data.x, data.edge_index, data.edge_attr)
+    explanation = torch._dynamo.explain(layer)(*args)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+    # and the compiled layer computes the same thing as the eager one
+    torch.testing.assert_close(torch.compile(layer, backend="eager")(*args), layer(*args), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["GCNConv", "GINEConv", "SAGEConv", "GATConv"])
+def test_bit_identical_across_runs(name):
+    make_ours, _, edge = LAYERS[name]
+    data = random_graph(300, 3000, IN, edge_dim=EDGE if edge else None)
+    results = []
+    with aggregate.deterministic():
+        for _ in range(2):
+            torch.manual_seed(0)
+            layer = make_ours()
+            aggregate.clear_cache()
+            edge_attr = data.edge_attr if edge else None
+            results.append(_run(layer, data.x, data.edge_index, edge_attr))
+    (out_a, grads_a), (out_b, grads_b) = results
+    assert torch.equal(out_a, out_b)
+    assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+
+
+def test_adjacency_is_built_once_and_shared_by_layers():
+    aggregate.clear_cache()
+    data = random_graph(20, 60, IN)
+    layers = [gnn.GCNConv(IN, IN), gnn.GINConv(nn.Linear(IN, IN)), gnn.SAGEConv(IN, IN)]
+    h = data.x
+    for layer in layers:
+        h = layer(h, data.edge_index)
+    assert len(aggregate._cache) == 1
+    data.edge_index.add_(0)  # an in-place change invalidates the entry
+    gnn.GCNConv(IN, IN)(data.x, data.edge_index)
+    adj = aggregate.adjacency(data.edge_index, 20)
+    assert adj is aggregate.adjacency(data.edge_index, 20)
+
+
+def test_cached_gcn_reuses_first_graph_like_pyg():
+    a, b = random_graph(10, 30, IN, seed=1), random_graph(10, 30, IN, seed=2)
+    ours, theirs = gnn.GCNConv(IN, OUT, cached=True), pyg.GCNConv(IN, OUT, cached=True)
+    theirs.load_state_dict(ours.state_dict())
+    ours(a.x, a.edge_index), theirs(a.x, a.edge_index)
+    torch.testing.assert_close(ours(b.x, b.edge_index), theirs(b.x, b.edge_index))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda x, ei: (x, ei.float()), "integer dtype"),
+    (lambda x, ei: (x, ei.t().contiguous()), r"shape \[2, num_edges\]"),
+    (lambda x, ei: (x, ei - 5), "negative node index"),
+    (lambda x, ei: (x, ei + 100), "refers to node 1"),
+    (lambda x, ei: (x[:, :5], ei), "x has 5 features, but the layer was built with in_channels=8"),
+    (lambda x, ei: (x[0], ei), "x must have shape"),
+])
+def test_bad_input_raises_value_error_naming_the_argument(bad, message):
+    data = random_graph(10, 30, IN)
+    with pytest.raises(ValueError, match=message):
+        gnn.GCNConv(IN, OUT)(*bad(data.x, data.edge_index))
+
+
+def test_missing_or_wrong_edge_attr():
+    data = random_graph(10, 30, IN, edge_dim=EDGE)
+    layer = gnn.GINEConv(_mlp(), edge_dim=EDGE)
+    with pytest.raises(ValueError, match="requires edge_attr"):
+        layer(data.x, data.edge_index)
+    with pytest.raises(ValueError, match="one row per edge"):
+        layer(data.x, data.edge_index, data.edge_attr[:5])
+    with pytest.raises(ValueError, match="edge_attr has 2 features"):
+        layer(data.x, data.edge_index, data.edge_attr[:, :2])
+    with pytest.raises(ValueError, match="edge_weight must have shape"):
+        gnn.GCNConv(IN, OUT)(data.x, data.edge_index, torch.rand(3))
+
+
+def test_reduce_edges_paths_agree():
+    g = torch.Generator().manual_seed(0)
+    index = torch.randint(0, 7, (50,), generator=g)
+    messages = torch.randn(50, 4, generator=g)
+    adj = aggregate.adjacency(torch.stack([index, index]), 7)
+    for reduce in ("sum", "mean"):
+        expected = aggregate.reduce_edges(messages, index, 7, reduce)
+        torch.testing.assert_close(aggregate.reduce_edges(messages, index, 7, reduce, adj), expected)
+        with aggregate.deterministic():
+            torch.testing.assert_close(aggregate.reduce_edges(messages, index, 7, reduce), expected)
+    with pytest.raises(ValueError, match="reduce must be one of"):
+        aggregate.reduce_edges(messages, index, 7, "median")
