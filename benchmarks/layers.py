@@ -1,0 +1,170 @@
+"""Forward+backward time of gdl_graphs layers against their PyG namesakes, same inputs, same run.
+
+    python benchmarks/layers.py                         # CPU: Cora and a 100k-node / 1.6M-edge random graph
+    python benchmarks/layers.py --device cuda --sizes 1000000:16000000:128
+    python benchmarks/layers.py --markdown benchmarks/results/layers.md
+
+Every timed call of a gdl_graphs layer starts from an empty adjacency cache, so the CSR build is part of each
+measurement. Times are medians over ``--repeats`` runs after one warm-up run; the ratio is PyG time / our time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch_geometric
+import torch_geometric.nn as pyg
+from torch import nn
+
+import gdl_graphs.nn as gnn
+from gdl_graphs.data import data_root
+from gdl_graphs.nn import aggregate
+
+EDGE_DIM = 8
+
+
+def layer_pairs(channels: int) -> dict:
+    """name -> (factory of ours, factory of PyG's equivalent, needs edge_attr)."""
+    def mlp():
+        return nn.Sequential(nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, channels))
+
+    pairs = {
+        "GCNConv": (lambda: gnn.GCNConv(channels, channels), lambda: pyg.GCNConv(channels, channels), False),
+        "GINConv": (lambda: gnn.GINConv(mlp()), lambda: pyg.GINConv(mlp()), False),
+        "SAGEConv": (lambda: gnn.SAGEConv(channels, channels), lambda: pyg.SAGEConv(channels, channels), False),
+        "GINEConv": (lambda: gnn.GINEConv(mlp(), edge_dim=EDGE_DIM),
+                     lambda: pyg.GINEConv(mlp(), edge_dim=EDGE_DIM), True),
+        "GATConv": (lambda: gnn.GATConv(channels, channels // 4, heads=4),
+                    lambda: pyg.GATConv(channels, channels // 4, heads=4), False),
+        "GATv2Conv": (lambda: gnn.GATv2Conv(channels, channels // 4, heads=4),
+                      lambda: pyg.GATv2Conv(channels, channels // 4, heads=4), False),
+    }
+    pairs.update(_extra_pairs(channels))
+    return pairs
+
+
+def _extra_pairs(channels: int) -> dict:
+    """Layers whose PyG counterpart has another name (present once gdl_graphs exports them)."""
+    extra = {}
+    if hasattr(gnn, "PNAConv"):
+        deg = torch.tensor([0, 10, 20, 30, 20, 10, 5, 3, 1, 1])
+        kwargs = dict(aggregators=["mean", "min", "max", "std"], scalers=["identity", "amplification",
+                      "attenuation"], deg=deg, edge_dim=EDGE_DIM, towers=1)
+        extra["PNAConv"] = (lambda: gnn.PNAConv(channels, channels, **kwargs),
+                            lambda: pyg.PNAConv(channels, channels, **kwargs), True)
+    if hasattr(gnn, "EdgeNetworkConv"):
+        small = max(channels // 4, 4)
+
+        def edge_net():
+            return nn.Sequential(nn.Linear(EDGE_DIM, 16), nn.ReLU(), nn.Linear(16, small * small))
+
+        extra["NNConv"] = (lambda: gnn.EdgeNetworkConv(small, small, edge_net()),
+                           lambda: pyg.NNConv(small, small, edge_net()), True)
+    return extra
+
+
+def random_graph(num_nodes: int, num_edges: int, channels: int, device: torch.device, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(num_nodes, channels, generator=g)
+    edge_index = torch.randint(0, num_nodes, (2, num_edges), generator=g)
+    edge_attr = torch.randn(num_edges, EDGE_DIM, generator=g)
+    return x.to(device), edge_index.to(device), edge_attr.to(device)
+
+
+def cora(device: torch.device, root: str | None):
+    from torch_geometric.datasets import Planetoid
+
+    path = data_root(root)
+    if not (path / "Cora" / "raw").is_dir():
+        print(f"[layers] Cora not staged under {path}; skipping it", file=sys.stderr)
+        return None
+    data = Planetoid(str(path), "Cora")[0]
+    edge_attr = torch.randn(data.edge_index.size(1), EDGE_DIM, generator=torch.Generator().manual_seed(0))
+    return data.x.to(device), data.edge_index.to(device), edge_attr.to(device)
+
+
+def time_fwd_bwd(layer, x, edge_index, edge_attr, repeats: int, ours: bool) -> float:
+    """Median seconds of one forward+backward pass (input gradient included)."""
+    def step():
+        if ours:
+            aggregate.clear_cache()  # the CSR build is part of every measurement
+        xin = x.detach().requires_grad_()
+        out = layer(xin, edge_index, edge_attr) if edge_attr is not None else layer(xin, edge_index)
+        out.sum().backward()
+
+    def timed():
+        _sync(x.device)
+        start = time.perf_counter()
+        step()
+        _sync(x.device)
+        return time.perf_counter() - start
+
+    step()  # warm-up
+    return statistics.median(timed() for _ in range(repeats))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--sizes", default="100000:1600000:64",
+                        help="comma-separated NODES:EDGES:CHANNELS random graphs (default: 100000:1600000:64)")
+    parser.add_argument("--no-cora", action="store_true", help="skip the Cora graph")
+    parser.add_argument("--layers", default="", help="comma-separated subset of layer names")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (default: 3)")
+    parser.add_argument("--data-root", default=None, help="data root holding Cora/raw (default: $GDL_DATA)")
+    parser.add_argument("--markdown", type=Path, default=None, help="append the table to this markdown file")
+    args = parser.parse_args(argv)
+
+    device = torch.device(args.device)
+    graphs = []
+    if not args.no_cora:
+        loaded = cora(device, args.data_root)
+        if loaded is not None:
+            graphs.append(("Cora (2708 / 10556, 1433 ch)", loaded))
+    for spec in filter(None, args.sizes.split(",")):
+        n, e, c = (int(v) for v in spec.split(":"))
+        graphs.append((f"random {n:,} / {e:,}, {c} ch", random_graph(n, e, c, device)))
+
+    header = f"| layer | graph | PyG ms | gdl_graphs ms | speed-up |\n|---|---|---:|---:|---:|"
+    rows = []
+    print(header, flush=True)
+    wanted = set(filter(None, args.layers.split(",")))
+    for graph_name, (x, edge_index, edge_attr) in graphs:
+        for name, (make_ours, make_pyg, edge) in layer_pairs(x.size(1)).items():
+            if wanted and name not in wanted:
+                continue
+            torch.manual_seed(0)
+            ours, theirs = make_ours().to(device), make_pyg().to(device)
+            theirs.load_state_dict(ours.state_dict())
+            ea = edge_attr if edge else None
+            t_pyg = time_fwd_bwd(theirs, x, edge_index, ea, args.repeats, ours=False)
+            t_ours = time_fwd_bwd(ours, x, edge_index, ea, args.repeats, ours=True)
+            row = f"| {name} | {graph_name} | {t_pyg * 1e3:.1f} | {t_ours * 1e3:.1f} | {t_pyg / t_ours:.2f}x |"
+            rows.append(row)
+            print(row, flush=True)
+
+    if args.markdown is not None:
+        machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+                   if device.type == "cpu" else torch.cuda.get_device_name(device))
+        with args.markdown.open("a") as f:
+            f.write(f"\n### {device.type.upper()}: {machine}\n\n")
+            f.write(f"torch {torch.__version__}, torch_geometric {torch_geometric.__version__}, "
+                    f"python {platform.python_version()}; command: `python benchmarks/layers.py "
+                    f"{' '.join(argv if argv is not None else sys.argv[1:])}`\n\n")
+            f.write(header + "\n" + "\n".join(rows) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""``gdl-bench verify``: run every registered layer through :mod:`gdl_graphs.testing` and report its symmetry error."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from torch_geometric.data import Batch, Data
+
+from gdl_graphs.testing import check_symmetry
+
+CHANNELS, EDGE_DIM = 16, 4
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A layer to certify: how to build it and the input it is checked on."""
+
+    name: str
+    build: Callable[[], nn.Module]
+    edge_features: bool = False
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(CHANNELS, CHANNELS), nn.ReLU(), nn.Linear(CHANNELS, CHANNELS))
+
+
+def conv_entries() -> list[Entry]:
+    """The message-passing layers of :mod:`gdl_graphs.nn.conv` (those present in this installation)."""
+    conv = importlib.import_module("gdl_graphs.nn.conv")
+    c = CHANNELS
+    candidates = {
+        "GCNConv": (lambda: conv.GCNConv(c, c), False),
+        "GINConv": (lambda: conv.GINConv(_mlp()), False),
+        "GINEConv": (lambda: conv.GINEConv(_mlp(), edge_dim=EDGE_DIM), True),
+        "SAGEConv": (lambda: conv.SAGEConv(c, c), False),
+        "GATConv": (lambda: conv.GATConv(c, c // 4, heads=4, edge_dim=EDGE_DIM), True),
+        "GATv2Conv": (lambda: conv.GATv2Conv(c, c // 4, heads=4, edge_dim=EDGE_DIM), True),
+        "PNAConv": (lambda: conv.PNAConv(c, c, aggregators=["mean", "min", "max", "std"],
+                                         scalers=["identity", "amplification", "attenuation"],
+                                         deg=torch.tensor([1, 2, 3, 2, 1]), edge_dim=EDGE_DIM), True),
+        "MPNNConv": (lambda: conv.MPNNConv(c, c, edge_dim=EDGE_DIM), True),
+        "GatedGCNConv": (lambda: conv.GatedGCNConv(c, c, edge_dim=EDGE_DIM), True),
+    }
+    return [Entry(name, build, edge) for name, (build, edge) in candidates.items() if hasattr(conv, name)]
+
+
+def example_batch(seed: int = 0) -> Batch:
+    """Three random graphs (1, 7 and 12 nodes) with node and edge features, as one batch."""
+    g = torch.Generator().manual_seed(seed)
+    graphs = []
+    for n in (1, 7, 12):
+        e = 3 * n
+        graphs.append(Data(x=torch.randn(n, CHANNELS, generator=g),
+                           edge_index=torch.randint(0, n, (2, e), generator=g),
+                           edge_attr=torch.randn(e, EDGE_DIM, generator=g)))
+    return Batch.from_data_list(graphs)
+
+
+def verify(entries: list[Entry] | None = None, seed: int = 0) -> list[tuple[str, str, float | None, str]]:
+    """Check each entry; returns ``(name, symmetry, max_error or None, status)`` rows."""
+    rows = []
+    data = example_batch(seed)
+    for entry in entries if entries is not None else conv_entries():
+        torch.manual_seed(seed)
+        module = entry.build()
+        call = None if entry.edge_features else (lambda m, d: m(d.x, d.edge_index))
+        group = getattr(module, "symmetry", "undeclared")
+        try:
+            error = check_symmetry(module, data, call=call, seed=seed)
+            rows.append((entry.name, group, error, "ok"))
+        except (AssertionError, ValueError) as exc:
+            rows.append((entry.name, group, None, f"FAILED: {exc}"))
+    return rows
