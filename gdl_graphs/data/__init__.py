@@ -1,5 +1,14 @@
-"""Benchmark data: where it lives (:mod:`~gdl_graphs.data.root`) and how it loads."""
+"""Benchmark data: where it lives (:mod:`~gdl_graphs.data.root`) and how it loads.
 
+``load_benchmark(name, root=None, **options)`` returns a :class:`Benchmark` (splits, task, metric, feature sizes)
+for any dataset of :func:`list_benchmarks`; loaders live in :mod:`~gdl_graphs.data.molecules`,
+:mod:`~gdl_graphs.data.social` and :mod:`~gdl_graphs.data.traffic`.
+"""
+
+from gdl_graphs.data.benchmark import METRICS, TASKS, Benchmark, ForecastSpec
+from gdl_graphs.data.checksums import ChecksumError
+from gdl_graphs.data.registry import REGISTRY, DatasetSpec, get_spec, list_benchmarks, load_benchmark
 from gdl_graphs.data.root import DATA_ENV, data_root, require_data
 
-__all__ = ["DATA_ENV", "data_root", "require_data"]
+__all__ = ["DATA_ENV", "data_root", "require_data", "Benchmark", "ForecastSpec", "TASKS", "METRICS",
+           "ChecksumError", "DatasetSpec", "REGISTRY", "get_spec", "list_benchmarks", "load_benchmark"]

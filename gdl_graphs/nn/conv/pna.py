@@ -1,0 +1,148 @@
+r"""Principal Neighbourhood Aggregation (Corso et al. 2020), drop-in for PyG's ``PNAConv``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch_geometric import nn as pyg_nn
+
+from gdl_graphs.nn import aggregate
+from gdl_graphs.nn.conv.base import FastPathConv
+from gdl_graphs.nn.validation import check_edge_features
+
+AGGREGATORS = ("sum", "mean", "min", "max", "var", "std")
+SCALERS = ("identity", "amplification", "attenuation", "linear", "inverse_linear")
+_STD_EPS = 1e-5  # PyG's StdAggregation: sqrt(clamp(var, 1e-5)), set to 0 where that is <= sqrt(1e-5)
+
+
+class PNAConv(FastPathConv, pyg_nn.PNAConv):
+    r"""Principal Neighbourhood Aggregation layer
+
+    .. math::
+        \mathbf{x}'_i = \mathbf{W}\,\Big\Vert_{t=1}^{T} \gamma^{t}\Big(\mathbf{x}^{t}_i \,\Big\Vert\,
+        \Big\Vert_{s \in S}\, s(d_i) \Big\Vert_{a \in A}\, a_{j \in \mathcal{N}(i)}\, \mathbf{m}^{t}_{j,i}\Big),
+        \qquad \mathbf{m}^{t}_{j,i} = h^{t}\big(\mathbf{x}^{t}_i \,\Vert\, \mathbf{x}^{t}_j \,\Vert\,
+        \mathbf{W}_e \mathbf{e}_{j,i}\big),
+
+    over towers :math:`t` (``x`` split into ``towers`` slices when ``divide_input``, else repeated), with pre-/post-
+    MLPs :math:`h^t, \gamma^t`, aggregators :math:`a \in A \subseteq \{\mathrm{sum}, \mathrm{mean}, \min, \max,
+    \mathrm{var}, \mathrm{std}\}` where :math:`\mathrm{var} = \mathrm{mean}(\mathbf{m}^2) - \mathrm{mean}(\mathbf{m})^2`
+    and :math:`\mathrm{std} = \sqrt{\max(\mathrm{var}, 10^{-5})}` (0 where :math:`\mathrm{var} \le 10^{-5}`), and
+    degree scalers :math:`s(d)` of the in-degree :math:`d_i`: identity :math:`1`, amplification
+    :math:`\log(d+1)/\delta`, attenuation :math:`\delta/\log(\max(d,1)+1)`, linear :math:`d/\bar d` and inverse
+    linear :math:`\bar d/\max(d,1)`, with :math:`\delta, \bar d` the mean of :math:`\log(d+1)` and of :math:`d` over
+    the training degree histogram ``deg``.
+
+    Same constructor (``in_channels, out_channels, aggregators, scalers, deg, edge_dim=None, towers=1,
+    pre_layers=1, post_layers=1, divide_input=False, act='relu', act_kwargs=None, train_norm=False``),
+    parameters and ``state_dict`` as :class:`torch_geometric.nn.PNAConv`, whose ``message`` computes the messages.
+    Sums, means and means of squares of the messages, and the in-degrees, come from one incidence matmul on the
+    graph's cached adjacency (:func:`~gdl_graphs.nn.aggregate.reduce_edges`); ``min``/``max`` use scatter. Other
+    aggregators PyG accepts (e.g. ``"softmax"``, :class:`~torch_geometric.nn.aggr.Aggregation` objects) run on
+    PyG's path. The values of a weighted sparse adjacency serve as 1-D edge features when ``edge_dim`` is set.
+
+    Shapes: ``x`` [N, in_channels], ``edge_index`` [2, E] or sparse ``adj_t``, ``edge_attr`` [E, edge_dim]
+    (required iff ``edge_dim`` is set) -> [N, out_channels].
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, aggregators, scalers, deg: Tensor,
+                 edge_dim: int | None = None, towers: int = 1, pre_layers: int = 1, post_layers: int = 1,
+                 divide_input: bool = False, act="relu", act_kwargs=None, train_norm: bool = False, **kwargs):
+        _check_arguments(in_channels, out_channels, aggregators, scalers, deg, towers, divide_input)
+        super().__init__(in_channels, out_channels, aggregators, scalers, deg, edge_dim, towers, pre_layers,
+                         post_layers, divide_input, act, act_kwargs, train_norm, **kwargs)
+        self.aggregators = list(aggregators)
+        self.scalers = list(scalers)
+        self._fast = all(isinstance(a, str) and a in AGGREGATORS for a in self.aggregators)
+
+    def forward(self, x: Tensor, edge_index, edge_attr: Tensor | None = None) -> Tensor:
+        edge_index, edge_weight, adj = self._graph(x, edge_index)
+        edge_attr = self._edge_features(edge_attr, edge_weight, edge_index.size(1))
+        if not self._fast:
+            return super().forward(x, edge_index, edge_attr)
+        if self.divide_input:
+            x = x.view(-1, self.towers, self.F_in)
+        else:
+            x = x.view(-1, 1, self.F_in).repeat(1, self.towers, 1)
+        src, dst = edge_index[0], edge_index[1]
+        messages = self.message(x.index_select(0, dst), x.index_select(0, src), edge_attr)  # [E, T, F_in]
+        out = torch.cat([x, self._aggregate(messages, dst, adj)], dim=-1)
+        out = torch.cat([nn(out[:, i]) for i, nn in enumerate(self.post_nns)], dim=1)
+        return self.lin(out)
+
+    def _edge_features(self, edge_attr: Tensor | None, edge_weight: Tensor | None, num_edges: int):
+        if self.edge_dim is None:
+            if edge_attr is not None:
+                raise ValueError("PNAConv was built with edge_dim=None and takes no edge_attr; "
+                                 "set edge_dim to use edge features")
+            return None
+        edge_attr = edge_weight if edge_attr is None else edge_attr
+        if isinstance(edge_attr, Tensor) and edge_attr.dim() == 1:
+            edge_attr = edge_attr.unsqueeze(-1)
+        check_edge_features(edge_attr, num_edges, self.edge_dim, True, "PNAConv")
+        return edge_attr
+
+    def _aggregate(self, messages: Tensor, dst: Tensor, adj: aggregate.Adjacency) -> Tensor:
+        r"""All aggregators, then all scalers: ``[E, T, F]`` messages -> ``[N, T, |S| |A| F]``."""
+        num_nodes, (num_edges, towers, channels) = adj.num_dst, messages.shape
+        flat = messages.reshape(num_edges, towers * channels)
+        wanted = set(self.aggregators)
+        moments = {"sum", "mean", "var", "std"} & wanted
+        second = {"var", "std"} & wanted
+        # one reduction: [1 | m | m^2] -> in-degree, sums and sums of squares
+        columns = [flat.new_ones(num_edges, 1)] + ([flat] if moments else []) + ([flat * flat] if second else [])
+        sums = aggregate.reduce_edges(torch.cat(columns, dim=-1), dst, num_nodes, "sum", adj)
+        degree = sums[:, :1]
+        count = degree.clamp(min=1)
+        results: dict[str, Tensor] = {}
+        if moments:
+            total = sums[:, 1:1 + towers * channels]
+            results["sum"] = total
+            results["mean"] = total / count
+        if second:
+            var = sums[:, 1 + towers * channels:] / count - results["mean"] * results["mean"]
+            results["var"] = var
+            std = var.clamp(min=_STD_EPS).sqrt()
+            results["std"] = std.masked_fill(std <= math.sqrt(_STD_EPS), 0.0)
+        for name in ("min", "max"):
+            if name in wanted:
+                results[name] = aggregate.reduce_edges(flat, dst, num_nodes, name, adj)
+        out = torch.cat([results[a].view(num_nodes, towers, channels) for a in self.aggregators], dim=-1)
+        degree = degree.view(num_nodes, 1, 1)
+        return torch.cat([self._scale(out, degree, s) for s in self.scalers], dim=-1)
+
+    def _scale(self, out: Tensor, degree: Tensor, scaler: str) -> Tensor:
+        norm = self.aggr_module
+        if scaler == "identity":
+            return out
+        if scaler == "amplification":
+            return out * (torch.log(degree + 1) / norm.avg_deg_log)
+        if scaler == "attenuation":
+            return out * (norm.avg_deg_log / torch.log(degree.clamp(min=1) + 1))
+        if scaler == "linear":
+            return out * (degree / norm.avg_deg_lin)
+        return out * (norm.avg_deg_lin / degree.clamp(min=1))  # inverse_linear
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, aggregators={self.aggregators}, "
+                f"scalers={self.scalers}, towers={self.towers}, edge_dim={self.edge_dim})")
+
+
+def _check_arguments(in_channels, out_channels, aggregators, scalers, deg, towers, divide_input) -> None:
+    if not isinstance(aggregators, (list, tuple)) or len(aggregators) == 0:
+        raise ValueError(f"aggregators must be a non-empty list such as {list(AGGREGATORS)}, got {aggregators!r}")
+    if not isinstance(scalers, (list, tuple)) or len(scalers) == 0:
+        raise ValueError(f"scalers must be a non-empty list such as {list(SCALERS)}, got {scalers!r}")
+    unknown = [s for s in scalers if s not in SCALERS]
+    if unknown:
+        raise ValueError(f"unknown scalers {unknown}; choose from {list(SCALERS)}")
+    if not isinstance(deg, Tensor) or deg.dim() != 1 or float(deg.sum()) <= 0:
+        raise ValueError("deg must be a 1-D in-degree histogram with a positive total "
+                         "(see PNAConv.get_degree_histogram)")
+    if towers < 1 or out_channels % towers != 0:
+        raise ValueError(f"out_channels ({out_channels}) must be divisible by towers ({towers})")
+    if divide_input and in_channels % towers != 0:
+        raise ValueError(f"with divide_input=True, in_channels ({in_channels}) must be divisible by "
+                         f"towers ({towers})")

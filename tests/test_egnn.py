@@ -1,0 +1,279 @@
+"""EGNN: E(n) x S_n equivariance of the layer and both model heads, robustness, input errors, and agreement with
+the reference formulation used by benchmarks/egnn.py."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch_geometric.data import Batch, Data
+
+from gdl_graphs.groups import EN_EQUIVARIANT
+from gdl_graphs.nn.aggregate import deterministic, reduce_edges
+from gdl_graphs.nn.equivariant import EGNN, EGNNLayer, complete_graph
+from gdl_graphs.testing import assert_en_equivariant, assert_permutation_equivariant, check_symmetry
+from tests.conftest import random_graph
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def molecules(sizes=(4, 1, 7, 9), channels=6, dtype=torch.float64, seed=0, velocities=False) -> Batch:
+    """A batch of point clouds (no edges: the models use the complete graph of each), one of a single atom."""
+    g = torch.Generator().manual_seed(seed)
+    graphs = []
+    for n in sizes:
+        data = Data(x=torch.randn(n, channels, generator=g, dtype=dtype),
+                    pos=2 * torch.randn(n, 3, generator=g, dtype=dtype))
+        if velocities:
+            data.vel = torch.randn(n, 3, generator=g, dtype=dtype)
+        graphs.append(data)
+    return Batch.from_data_list(graphs)
+
+
+def nbody_like(num_graphs=3, dtype=torch.float64, seed=0) -> Batch:
+    """Systems of 5 charged particles with complete-graph edges and charge-product edge attributes."""
+    g = torch.Generator().manual_seed(seed)
+    src, dst = torch.meshgrid(torch.arange(5), torch.arange(5), indexing="ij")
+    keep = src != dst
+    edge_index = torch.stack([src[keep], dst[keep]])
+    graphs = []
+    for _ in range(num_graphs):
+        charge = torch.randint(0, 2, (5, 1), generator=g).to(dtype) * 2 - 1
+        vel = torch.randn(5, 3, generator=g, dtype=dtype)
+        graphs.append(Data(x=vel.norm(dim=-1, keepdim=True), pos=torch.randn(5, 3, generator=g, dtype=dtype),
+                           vel=vel, edge_index=edge_index, edge_attr=charge[edge_index[0]] * charge[edge_index[1]]))
+    return Batch.from_data_list(graphs)
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("egnn_benchmark", ROOT / "benchmarks" / "egnn.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# complete graph
+# ---------------------------------------------------------------------------------------------------------------
+def test_complete_graph_has_every_pair_within_each_graph_and_nothing_across():
+    batch = torch.tensor([0, 0, 0, 1, 2, 2, 2, 2, 4, 4])  # graph 1 has one node, graph 3 has none
+    edge_index = complete_graph(batch.numel(), batch)
+    expected = {(j, i) for i in range(10) for j in range(10) if i != j and batch[i] == batch[j]}
+    assert set(map(tuple, edge_index.t().tolist())) == expected
+    assert edge_index.size(1) == len(expected) == 3 * 2 + 4 * 3 + 2 * 1
+    assert bool((edge_index[1, 1:] >= edge_index[1, :-1]).all()), "edges are sorted by target"
+    assert complete_graph(1).shape == (2, 0) and complete_graph(0).shape == (2, 0)
+
+
+def test_complete_graph_rejects_unsorted_batch():
+    with pytest.raises(ValueError, match="sorted"):
+        complete_graph(4, torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match="batch must have shape"):
+        complete_graph(3, torch.tensor([0, 0]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# E(n) x S_n equivariance
+# ---------------------------------------------------------------------------------------------------------------
+LAYER_CONFIGS = {
+    "paper": dict(normalize=False),
+    "default": dict(),
+    "velocity": dict(velocity=True),
+    "edge_inference+sum": dict(edge_inference=True, coord_reduce="sum"),
+    "bounded": dict(coord_bound=3.0, norm_constant=0.0),
+    "invariant": dict(update_pos=False),
+}
+
+
+@pytest.mark.parametrize("name", LAYER_CONFIGS)
+@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-5), (torch.float32, 1e-4)])
+def test_layer_is_en_equivariant_on_complete_graphs(name, dtype, bound):
+    config = LAYER_CONFIGS[name]
+    data = molecules(dtype=dtype, velocities=config.get("velocity", False))
+    layer = EGNNLayer(6, 16, hidden_channels=12, **config).to(dtype)
+    assert layer.symmetry == EN_EQUIVARIANT
+    error = assert_en_equivariant(layer, data, output_kinds=("node", "position"), trials=4)
+    assert error <= bound
+
+
+@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-5), (torch.float32, 1e-4)])
+def test_layer_is_en_equivariant_on_a_sparse_graph_with_edge_attributes(dtype, bound):
+    data = random_graph(12, 40, channels=5, edge_dim=2, dtype=dtype, seed=3)
+    data.pos = torch.randn(12, 3, dtype=dtype)
+    layer = EGNNLayer(5, 5, edge_dim=2, edge_inference=True).to(dtype)
+    assert check_symmetry(layer, data, output_kinds=("node", "position")) <= bound
+
+
+@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-5), (torch.float32, 1e-4)])
+def test_property_model_is_invariant(dtype, bound):
+    data = molecules(dtype=dtype)
+    for update_pos in (False, True):
+        model = EGNN(6, 16, 2, num_layers=3, update_pos=update_pos, edge_inference=True).to(dtype)
+        assert model.symmetry == EN_EQUIVARIANT
+        assert model(data.x, data.pos, batch=data.batch).shape == (4, 2)
+        assert assert_en_equivariant(model, data, output_kinds="graph") <= bound
+
+
+@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-5), (torch.float32, 1e-4)])
+def test_dynamics_model_is_equivariant(dtype, bound):
+    data = nbody_like(dtype=dtype)
+    model = EGNN(1, 16, 3, num_layers=4, edge_dim=1, task="dynamics").to(dtype)
+    assert model(data.x, data.pos, data.edge_index, data.batch, data.edge_attr, data.vel).shape == data.pos.shape
+    assert check_symmetry(model, data) <= bound  # output inferred as "position"; vel rotates as a vector
+
+
+def test_atom_type_embedding_model_is_invariant():
+    data = molecules()
+    data.z = torch.randint(0, 5, (data.num_nodes,))
+    model = EGNN(0, 16, 1, num_layers=2, num_atom_types=5).double()
+    assert assert_en_equivariant(model, data, output_kinds="graph") <= 1e-5
+
+
+class PlainGNN(nn.Module):
+    """Non-equivariant baseline: raw coordinates and velocities are node features, positions predicted directly."""
+
+    def __init__(self, hidden=16):
+        super().__init__()
+        self.embed = nn.Linear(7, hidden)
+        self.message = nn.Sequential(nn.Linear(2 * hidden + 1, hidden), nn.SiLU())
+        self.decode = nn.Linear(hidden, 3)
+
+    def forward(self, x, pos, edge_index, edge_attr, vel):
+        h = self.embed(torch.cat([x, pos, vel], dim=-1))
+        src, dst = edge_index
+        m = self.message(torch.cat([h[dst], h[src], edge_attr], dim=-1))
+        return self.decode(h + reduce_edges(m, dst, h.size(0)))
+
+
+def test_non_equivariant_baseline_fails_the_check():
+    data = nbody_like()
+    baseline = PlainGNN().double()
+    assert_permutation_equivariant(baseline, data)  # a fine graph network ...
+    with pytest.raises(AssertionError, match="E\\(n\\) x S_n symmetry violated"):
+        assert_en_equivariant(baseline, data)  # ... that is not E(n)-equivariant
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# numerical robustness
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("task", ["property", "dynamics"])
+@pytest.mark.parametrize("case", ["scaled_1e3", "coincident"])
+def test_finite_outputs_and_gradients(task, case):
+    data = molecules(sizes=(9, 12), channels=5, dtype=torch.float32)
+    pos = data.pos.clone()
+    if case == "scaled_1e3":
+        pos = pos * 1e3
+    else:
+        pos[1] = pos[0]
+        pos[12:15] = pos[11]
+    pos.requires_grad_(True)
+    model = EGNN(5, 32, 3, num_layers=4, task=task, velocity=False, update_pos=True)
+    out = model(data.x, pos, batch=data.batch)
+    (out ** 2).mean().backward()
+    assert torch.isfinite(out).all()
+    assert torch.isfinite(pos.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_unnormalised_paper_update_overflows_at_scale_1e3():
+    """Why normalize=True is the default: the paper's raw-difference update blows up on large coordinates."""
+    data = molecules(sizes=(9, 12), channels=5, dtype=torch.float32)
+    model = EGNN(5, 32, 3, num_layers=4, task="dynamics", velocity=False, normalize=False)
+    assert not torch.isfinite(model(data.x, data.pos * 1e3, batch=data.batch)).all()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# agreement with the reference formulation, determinism
+# ---------------------------------------------------------------------------------------------------------------
+def test_layer_equals_reference_formulation():
+    bench = load_benchmark()
+    data = molecules(sizes=(5, 8, 3), channels=16)
+    edge_index = complete_graph(data.num_nodes, data.batch)
+    reference = bench.ReferenceEGCL(16).double()
+    layer = EGNNLayer(16, 16).double()
+    bench.copy_reference_weights(reference, layer)
+    for ours, ref in zip(layer(data.x, data.pos, edge_index), reference(data.x, data.pos, edge_index)):
+        torch.testing.assert_close(ours, ref, atol=1e-12, rtol=1e-10)
+
+
+def test_benchmark_runs_and_reports_both_implementations():
+    results = load_benchmark().main(["--device", "cpu", "--batch-size", "4", "--channels", "8", "--repeats", "2",
+                                     "--warmup", "1", "--data", "synthetic"])
+    (row,) = results
+    assert row["reference_ms"] > 0 and row["ours_ms"] > 0 and row["max_abs_diff"] < 1e-4
+
+
+def test_deterministic_mode_gives_bitwise_identical_gradients():
+    data = molecules(dtype=torch.float32)
+    model = EGNN(6, 16, 1, num_layers=2, update_pos=True)
+    grads = []
+    with deterministic():
+        for _ in range(2):
+            model.zero_grad()
+            model(data.x, data.pos, batch=data.batch).sum().backward()
+            grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert torch.equal(grads[0], grads[1])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# construction, errors, repr
+# ---------------------------------------------------------------------------------------------------------------
+def test_reset_parameters_and_repr():
+    layer = EGNNLayer(4, 8, edge_dim=2, velocity=True, edge_inference=True)
+    before = [p.clone() for p in layer.parameters()]
+    layer.reset_parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(before, layer.parameters()))
+    assert repr(layer) == ("EGNNLayer(4, 8, hidden_channels=8, edge_dim=2, velocity=True, edge_inference=True, "
+                           "coord_reduce='mean', normalize=True)")
+    model = EGNN(1, 64, 3, num_layers=4, edge_dim=1, task="dynamics")
+    model.reset_parameters()
+    assert repr(model) == "EGNN(1, 64, 3, num_layers=4, task='dynamics', edge_dim=1, velocity=True)"
+    # a property model does not build the coordinate MLP of its last layer (its output is never read)
+    assert EGNN(5, 8, 1, num_layers=2, update_pos=True).layers[-1].phi_x is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(task="forces"), "task must be one of"),
+    (dict(readout="max"), "readout must be one of"),
+    (dict(num_layers=0), "num_layers"),
+    (dict(in_channels=0), "in_channels"),
+    (dict(task="dynamics", update_pos=False), "update_pos"),
+    (dict(coord_reduce="max"), "coord_reduce"),
+])
+def test_model_construction_errors(kwargs, message):
+    args = dict(in_channels=4, hidden_channels=8, out_channels=1)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        EGNN(**args)
+
+
+def test_forward_input_errors():
+    data = molecules(channels=4, velocities=True)
+    layer = EGNNLayer(4, 8)
+    x, pos, batch = data.x.float(), data.pos.float(), data.batch
+    with pytest.raises(ValueError, match="x must have shape"):
+        layer(x[:, :3], pos)
+    with pytest.raises(ValueError, match="pos must be"):
+        layer(x, pos[:-1])
+    with pytest.raises(ValueError, match="edge_index refers to nodes outside"):
+        layer(x, pos, torch.tensor([[0], [x.size(0)]]))
+    with pytest.raises(ValueError, match="edge_attr was given"):
+        layer(x, pos, torch.tensor([[0], [1]]), edge_attr=torch.ones(1, 1))
+    with pytest.raises(ValueError, match="edge_attr was given without edge_index"):
+        layer(x, pos, edge_attr=torch.ones(1, 1))
+    with pytest.raises(ValueError, match="vel was given"):
+        layer(x, pos, batch=batch, vel=data.vel.float())
+    with pytest.raises(ValueError, match="vel is required"):
+        EGNNLayer(4, 8, velocity=True)(x, pos, batch=batch)
+    with pytest.raises(ValueError, match="edge_attr must have shape"):
+        EGNNLayer(4, 8, edge_dim=2)(x, pos, torch.tensor([[0], [1]]))
+    model = EGNN(4, 8, 2, task="dynamics")
+    with pytest.raises(ValueError, match="out_channels=2"):
+        model(x, pos, batch=batch, vel=data.vel.float())
+    with pytest.raises(ValueError, match="pos is required"):
+        model(x)
+    with pytest.raises(ValueError, match="z is required"):
+        EGNN(0, 8, 1, num_atom_types=5)(pos=pos)
+    with pytest.raises(ValueError, match="z has values outside"):
+        EGNN(0, 8, 1, num_atom_types=5)(pos=pos, z=torch.full((x.size(0),), 5))
