@@ -1,11 +1,106 @@
-"""The ``gdl-bench`` command line."""
+"""The ``gdl-bench`` command line: ``run``, ``report``, ``list``, ``verify`` and ``data``.
+
+Bad arguments or a bad suite exit with code 2 and a one-line message that names the key.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import gdl_graphs
+from gdl_graphs.bench.config import ConfigError
+
+DEFAULT_DB = "results/gdl-bench.sqlite"
+
+
+def _csv(kind):
+    def parse(text: str):
+        try:
+            return [kind(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from None
+    return parse
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from gdl_graphs.bench.config import check_overrides, expand_experiment, load_suite, shard
+    from gdl_graphs.bench.distributed import DistributedContext
+    from gdl_graphs.bench.report import markdown, summarize
+    from gdl_graphs.bench.runner import run_all
+    from gdl_graphs.bench.store import ResultStore
+
+    overrides = check_overrides({"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                                 "device": args.device, "budget": args.budget, "train_limit": args.train_limit})
+    if args.suite:
+        if args.dataset or args.models:
+            raise ConfigError("give either a suite file or --dataset/--models, not both")
+        header, runs = load_suite(args.suite, overrides)
+    else:
+        if not args.dataset or not args.models:
+            raise ConfigError("run needs a suite file, or --dataset and --models")
+        experiment = {"dataset": args.dataset, "models": args.models, "seeds": args.seeds or [0],
+                      "folds": args.folds if args.folds != ["all"] else "all"}
+        runs = expand_experiment(experiment, overrides, "--")
+        header = {"name": None, "db": None}
+    runs = shard(runs, args.shard)
+    db = args.db or header["db"] or DEFAULT_DB
+    context = DistributedContext.from_environment(overrides.get("device", "auto"))
+    store = ResultStore(db)
+    try:
+        run_all(runs, store, suite=header["name"], root=args.data_root, progress=not args.no_progress,
+                context=context)
+        if context.is_main:
+            keys = {run.key for run in runs}
+            rows = [row for row in store.rows() if row["key"] in keys]
+            print(f"Results ({len(rows)} runs, {db}); test metric at the best validation epoch:\n")
+            print(markdown(summarize(rows)))
+    finally:
+        store.close()
+        context.close()
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from gdl_graphs.bench.report import bar_chart, csv_text, learning_curves, markdown, summarize
+    from gdl_graphs.bench.store import ResultStore
+
+    if not Path(args.db).is_file():
+        raise ConfigError(f"--db: no results database at {args.db!r} (run `gdl-bench run` first)")
+    store = ResultStore(args.db)
+    rows = store.rows(suite=args.suite, dataset=args.dataset)
+    store.close()
+    if not rows:
+        print(f"no finished runs in {args.db}" + (f" for suite {args.suite!r}" if args.suite else ""))
+        return 1
+    summary = summarize(rows)
+    if args.format == "csv":
+        print(csv_text(summary), end="")
+    else:
+        print("Test metric at the best validation epoch, mean ± std over seeds/folds.\n")
+        print(markdown(summary))
+    if args.plot:
+        bar_chart(summary, args.plot)
+        print(f"\nbar chart written to {args.plot}", file=sys.stderr)
+    if args.curves:
+        learning_curves(rows, args.curves)
+        print(f"learning curves written to {args.curves}", file=sys.stderr)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "models":
+        from gdl_graphs.models import list_models
+
+        for entry in list_models():
+            print(f"{entry.name:<20} {entry.family:<10} {entry.summary}")
+    else:
+        from gdl_graphs.data import list_benchmarks
+
+        for spec in list_benchmarks():
+            print(f"{spec.name:<14} {spec.family:<10} {spec.task:<21} {spec.metric:<9} {spec.summary}")
+    return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -13,12 +108,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     rows = verify(seed=args.seed)
     width = max(len(name) for name, *_ in rows)
-    print(f"{'layer':<{width}}  {'symmetry group':<24}  max error  status")
+    print(f"{'layer / model':<{width}}  {'symmetry group':<24}  max error  status")
     for name, group, error, status in rows:
         shown = f"{error:.2e}" if error is not None else "-"
         print(f"{name:<{width}}  {group:<24}  {shown:>9}  {status}")
     failed = sum(status != "ok" for *_, status in rows)
-    print(f"{len(rows) - failed} of {len(rows)} layers certified")
+    print(f"{len(rows) - failed} of {len(rows)} layers and models certified")
     return 1 if failed else 0
 
 
@@ -27,20 +122,68 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gdl_graphs {gdl_graphs.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    verify = commands.add_parser("verify", help="check every registered layer's symmetry with gdl_graphs.testing",
-                                 description="Run every registered layer through gdl_graphs.testing and print its "
-                                             "symmetry group and measured max equivariance error.")
+
+    run = commands.add_parser(
+        "run", help="train models on benchmarks and store the results",
+        description="Train every (dataset, model, seed, fold) of a suite file, or of --dataset/--models, skipping "
+                    "runs already in the results database and resuming interrupted ones; then print the table.")
+    run.add_argument("suite", nargs="?", help="suite YAML file (e.g. benchmarks/quick.yaml)")
+    run.add_argument("--dataset", help="one dataset (instead of a suite), e.g. MUTAG")
+    run.add_argument("--models", type=_csv(str), help="comma-separated model names, e.g. gcn,gin")
+    run.add_argument("--seeds", type=_csv(int), help="comma-separated seeds (default 0)")
+    run.add_argument("--folds", type=lambda t: ["all"] if t == "all" else _csv(int)(t), default=[0],
+                     help="folds of cross-validated datasets: comma-separated or 'all' (default 0)")
+    run.add_argument("--budget", help="parameter budget that sets the width, e.g. 100k or 500k")
+    run.add_argument("--epochs", type=int)
+    run.add_argument("--batch-size", type=int)
+    run.add_argument("--lr", type=float)
+    run.add_argument("--train-limit", type=int, help="train on this many training examples (a quick subset)")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    run.add_argument("--db", help=f"results database (default: the suite's db, else {DEFAULT_DB})")
+    run.add_argument("--shard", help="run only shard i of n (e.g. 2/4) to split a suite across machines")
+    run.add_argument("--data-root", help="data root (default: $GDL_DATA, else ./datasets)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(handler=_cmd_run)
+
+    report = commands.add_parser("report", help="print the comparison table of stored results",
+                                 description="Aggregate stored runs by dataset and model (mean ± std over seeds "
+                                             "and folds of the test metric at the best validation epoch).")
+    report.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
+    report.add_argument("--suite", help="only runs of this suite")
+    report.add_argument("--dataset", help="only runs on this dataset")
+    report.add_argument("--format", choices=("md", "csv"), default="md")
+    report.add_argument("--plot", help="write a bar chart with error bars to this PNG file")
+    report.add_argument("--curves", help="write validation learning curves to this PNG file")
+    report.set_defaults(handler=_cmd_report)
+
+    listing = commands.add_parser("list", help="registered models or datasets",
+                                  description="List the registered models or datasets.")
+    listing.add_argument("what", choices=("models", "datasets"))
+    listing.set_defaults(handler=_cmd_list)
+
+    verify = commands.add_parser("verify", help="check every registered layer's and model's symmetry",
+                                 description="Run every registered layer and model through gdl_graphs.testing and "
+                                             "print its symmetry group and measured max equivariance error.")
     verify.add_argument("--seed", type=int, default=0, help="seed of the random inputs and group elements")
     verify.set_defaults(handler=_cmd_verify)
+
+    from gdl_graphs.data.cli import add_data_commands
+
+    add_data_commands(commands)
     return parser
-
-
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with code 2 and a one-line message on bad arguments
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except ConfigError as error:
+        parser.exit(2, f"gdl-bench: error: {error}\n")
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are in the database; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""``gdl-bench verify``: run every registered layer through :mod:`gdl_graphs.testing` and report its symmetry error."""
+"""``gdl-bench verify``: run every registered layer and model through :mod:`gdl_graphs.testing` and report its
+symmetry group and measured max error.
+
+Spatio-temporal models are not listed: their sensor graph is fixed at construction, so relabelling the sensors
+means building a second model; ``tests/test_temporal_models.py`` checks them that way."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ class Entry:
     name: str
     build: Callable[[], nn.Module]
     edge_features: bool = False
+    call: Callable | None = None
 
 
 def _mlp() -> nn.Module:
@@ -48,15 +53,52 @@ def conv_entries() -> list[Entry]:
     return [Entry(name, build, edge) for name, (build, edge) in candidates.items() if hasattr(conv, name)]
 
 
+def attention_entries() -> list[Entry]:
+    """Complete-graph attention and GPS layers of :mod:`gdl_graphs.nn.attention`."""
+    from gdl_graphs.nn import attention
+
+    c = CHANNELS
+    return [
+        Entry("GraphTransformerLayer", lambda: attention.GraphTransformerLayer(c, heads=4),
+              call=lambda m, d: m(d.x, d.batch)),
+        Entry("GPSLayer", lambda: attention.GPSLayer(c, heads=4, edge_dim=EDGE_DIM, norm="layer_norm"),
+              call=lambda m, d: m(d.x, d.edge_index, d.batch, edge_attr=d.edge_attr)),
+    ]
+
+
+def equivariant_entries() -> list[Entry]:
+    """E(n)-equivariant layers (checked with rotations, reflections, translations and permutations)."""
+    from gdl_graphs.nn import equivariant
+
+    return [Entry("EGNNLayer", lambda: equivariant.EGNNLayer(CHANNELS, CHANNELS),
+                  call=lambda m, d: m(d.x, d.pos, d.edge_index, d.batch))]
+
+
+def model_entries() -> list[Entry]:
+    """Every graph model of :mod:`gdl_graphs.models` at a small width, as a graph-level (invariant) network."""
+    from gdl_graphs.models import LAYERS, GraphNet
+
+    def build(name: str):
+        deg = torch.tensor([1, 2, 3, 2, 1]) if name == "pna" else None
+        return lambda: GraphNet(name, CHANNELS, 3, hidden_channels=16, num_layers=2, edge_dim=EDGE_DIM, deg=deg,
+                                virtual_node=name == "gin")
+
+    return [Entry(f"model:{name}", build(name), call=lambda m, d: m(d)) for name in LAYERS]
+
+
+def all_entries() -> list[Entry]:
+    return conv_entries() + attention_entries() + equivariant_entries() + model_entries()
+
+
 def example_batch(seed: int = 0) -> Batch:
-    """Three random graphs (1, 7 and 12 nodes) with node and edge features, as one batch."""
+    """Three random graphs (1, 7 and 12 nodes) with node and edge features and 3D positions, as one batch."""
     g = torch.Generator().manual_seed(seed)
     graphs = []
     for n in (1, 7, 12):
         e = 3 * n
         graphs.append(Data(x=torch.randn(n, CHANNELS, generator=g),
                            edge_index=torch.randint(0, n, (2, e), generator=g),
-                           edge_attr=torch.randn(e, EDGE_DIM, generator=g)))
+                           edge_attr=torch.randn(e, EDGE_DIM, generator=g), pos=torch.randn(n, 3, generator=g)))
     return Batch.from_data_list(graphs)
 
 
@@ -64,10 +106,10 @@ def verify(entries: list[Entry] | None = None, seed: int = 0) -> list[tuple[str,
     """Check each entry; returns ``(name, symmetry, max_error or None, status)`` rows."""
     rows = []
     data = example_batch(seed)
-    for entry in entries if entries is not None else conv_entries():
+    for entry in entries if entries is not None else all_entries():
         torch.manual_seed(seed)
         module = entry.build()
-        call = None if entry.edge_features else (lambda m, d: m(d.x, d.edge_index))
+        call = entry.call or (None if entry.edge_features else (lambda m, d: m(d.x, d.edge_index)))
         group = getattr(module, "symmetry", "undeclared")
         try:
             error = check_symmetry(module, data, call=call, seed=seed)

@@ -1,0 +1,127 @@
+"""Train one run: Adam + ReduceLROnPlateau + early stopping on the validation metric, gradient clipping, bf16
+autocast on GPU, a progress bar, and a checkpoint after every epoch from which an interrupted run resumes.
+
+The reported test metric is the one at the best validation epoch (the standard protocol of OGB and
+benchmarking-gnns); every epoch evaluates validation and test so that nothing needs re-evaluating afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gdl_graphs.bench.config import RunConfig
+from gdl_graphs.bench.distributed import DistributedContext
+from gdl_graphs.bench.store import RunResult
+from gdl_graphs.bench.tasks import make_task
+from gdl_graphs.data.benchmark import Benchmark
+from gdl_graphs.models.registry import build_model, count_parameters
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _save_atomic(state: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)  # a kill during the save leaves the previous checkpoint intact
+
+
+def train_run(config: RunConfig, benchmark: Benchmark, checkpoint: Path | None = None, progress: bool = True,
+              context: DistributedContext | None = None) -> RunResult:
+    """Train ``config.model`` on ``benchmark`` (already at ``config.fold``) and return its result.
+
+    With ``checkpoint``, state is saved there after every epoch and a run finding a checkpoint of the same config
+    resumes from it (loaded with ``weights_only=True``); the file is removed when the run finishes.
+    """
+    context = context or DistributedContext()
+    device = context.device or resolve_device(config.device)
+    seed_everything(config.seed)
+    model = build_model(config.model, benchmark, budget=config.budget, hidden_channels=config.hidden_channels,
+                        **config.model_options).to(device)
+    params = count_parameters(model)
+    task = make_task(benchmark, batch_size=config.batch_size, device=device, seed=config.seed,
+                     train_limit=config.train_limit, sampler_factory=context.sampler_factory)
+    trainable = params > 0 and config.epochs > 0
+    wrapped = context.wrap(model) if trainable else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay) \
+        if trainable else None
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max" if task.higher_is_better else "min", factor=config.lr_factor,
+        patience=config.lr_patience, min_lr=config.min_lr) if trainable else None
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
+        else contextlib.nullcontext
+
+    state = {"epoch": 0, "best_val": None, "best_epoch": -1, "best_metrics": {}, "bad_epochs": 0, "curve": [],
+             "train_seconds": []}
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if saved.get("key") == config.key:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            task.load_state(saved["task"])
+            torch.set_rng_state(saved["rng"])
+            state = saved["state"]
+
+    if not trainable:  # a baseline without weights: evaluate once
+        metrics = {split: task.evaluate(model, split) for split in ("train", "val", "test")}
+        state.update(best_epoch=0, best_metrics=metrics, best_val=metrics["val"][task.metric])
+    bar = tqdm(total=config.epochs if trainable else 0, initial=state["epoch"], desc=config.label(),
+               disable=not (progress and context.is_main), leave=False, unit="epoch", mininterval=1.0)
+    while trainable and state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
+        started = time.perf_counter()
+        loss = task.train_epoch(wrapped, optimizer, config.grad_clip, autocast)
+        state["train_seconds"].append(time.perf_counter() - started)
+        metrics = {split: task.evaluate(model, split) for split in ("val", "test")}
+        value = metrics["val"][task.metric]
+        scheduler.step(value)
+        if task.better(value, state["best_val"]):
+            state.update(best_val=value, best_epoch=state["epoch"], bad_epochs=0,
+                         best_metrics={**metrics, "train_loss": loss})
+        else:
+            state["bad_epochs"] += 1
+        state["curve"].append({"epoch": state["epoch"], "loss": loss, "val": value,
+                               "test": metrics["test"][task.metric], "lr": optimizer.param_groups[0]["lr"]})
+        state["epoch"] += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", val=f"{value:.4f}", best=f"{state['best_val']:.4f}")
+        if checkpoint is not None and context.is_main:
+            _save_atomic({"key": config.key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(), "task": task.state(), "rng": torch.get_rng_state(),
+                          "state": state}, checkpoint)
+    bar.close()
+    if trainable and state["best_epoch"] < 0:
+        raise RuntimeError(f"{config.label()}: the validation {task.metric} was NaN at every epoch (diverged); "
+                           f"try a lower --lr")
+    seconds = state["train_seconds"]
+    best = state["best_metrics"]
+    result = RunResult(
+        key=config.key, dataset=config.dataset, model=config.model, seed=config.seed, fold=config.fold,
+        config=config.to_json(), device=str(device), params=params, metric=task.metric,
+        best_epoch=state["best_epoch"], epochs_run=state["epoch"],
+        sec_per_epoch=float(np.mean(seconds)) if seconds else 0.0, val=float(best["val"][task.metric]),
+        test=float(best["test"][task.metric]), metrics=best, curve=state["curve"])
+    if checkpoint is not None and context.is_main and checkpoint.exists():
+        checkpoint.unlink()
+    return result
