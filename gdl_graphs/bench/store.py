@@ -11,8 +11,9 @@ import json
 import sqlite3
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch_geometric
@@ -68,6 +69,7 @@ class RunResult:
     metrics: dict
     curve: list
     suite: str | None = None
+    model_object: Any = field(default=None, repr=False, compare=False)  # the trained module (not stored)
 
 
 def code_version() -> str:

@@ -121,7 +121,7 @@ def train_run(config: RunConfig, benchmark: Benchmark, checkpoint: Path | None =
         config=config.to_json(), device=str(device), params=params, metric=task.metric,
         best_epoch=state["best_epoch"], epochs_run=state["epoch"],
         sec_per_epoch=float(np.mean(seconds)) if seconds else 0.0, val=float(best["val"][task.metric]),
-        test=float(best["test"][task.metric]), metrics=best, curve=state["curve"])
+        test=float(best["test"][task.metric]), metrics=best, curve=state["curve"], model_object=model)
     if checkpoint is not None and context.is_main and checkpoint.exists():
         checkpoint.unlink()
     return result
