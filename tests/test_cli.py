@@ -9,7 +9,10 @@ def test_verify_certifies_every_conv_layer(capsys):
     out = capsys.readouterr().out
     for name in ("GCNConv", "GINConv", "GINEConv", "SAGEConv", "GATConv", "GATv2Conv"):
         assert name in out
-    assert "S_n-equivariant" in out and "layers certified" in out
+    assert "S_n-equivariant" in out and "layers and models certified" in out
+    for name in ("GraphTransformerLayer", "GPSLayer", "EGNNLayer", "model:gin", "model:gps"):
+        assert name in out
+    assert "S_n-invariant" in out and "E(n) x S_n-equivariant" in out
 
 
 def test_verify_reports_a_broken_layer():
