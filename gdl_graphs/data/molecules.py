@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch_geometric.data import Data, InMemoryDataset
-from torch_geometric.transforms import Compose
 
 from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.data.checksums import build_dataset, known_files, verify_files
@@ -402,54 +401,6 @@ def load_zinc(root: Path, subset: bool = True) -> Benchmark:
                      edge_vocab=(ZINC_BOND_TYPES,), info={"subset": subset, "split": "official (benchmarking-gnns)"})
 
 
-# ------------------------------------------------------------------------------------------------------------ QM9
-
-
-def load_qm9(root: Path, target: int | str | None = None, source: str = "qm9pack", seed: int = 0,
-             num_train: int = 100_000, **kwargs) -> Benchmark:
-    """QM9 from :mod:`gdl_graphs.data.qm9` (``source="qm9pack"``: offline, ``<root>/QM9Pack``; ``"pyg"``: PyG's
-    download, ``<root>/QM9``) with EGNN's split (100,000 train, 10% test, rest valid), MAE.
-
-    ``y`` holds the 12 standard targets in PyG's order and units; ``target`` (index or name such as ``"homo"``)
-    keeps one column. ``kwargs`` go to the dataset class (``limit`` for small smoke-test subsets).
-    """
-    from gdl_graphs.data import qm9
-
-    folder = root / ("QM9Pack" if source == "qm9pack" else "QM9")
-    dataset = qm9.load_qm9(folder, source=source, **kwargs)
-    num_targets = len(qm9.TARGETS)
-    if target is not None:
-        index = qm9.target_index(target) if isinstance(target, str) else int(target)
-        if not 0 <= index < num_targets:
-            raise ValueError(f"QM9: target must be in [0, {num_targets}) or a name in {qm9.TARGETS}, got {target!r}")
-        dataset.transform = _SelectTarget(index) if dataset.transform is None else Compose(
-            [dataset.transform, _SelectTarget(index)])
-        num_targets = 1
-    train, val, test = qm9.egnn_split(dataset, seed=seed, num_train=num_train)
-    first = dataset[0]
-    return Benchmark(name="QM9", task="graph_regression", metric="mae", train=dataset[train], val=dataset[val],
-                     test=dataset[test], num_features=_width(first, "x"), num_targets=num_targets,
-                     num_edge_features=_width(first, "edge_attr"), dataset=dataset,
-                     info={"target": target, "source": source, "split": "EGNN / Cormorant", "seed": seed})
-
-
-class _SelectTarget:
-    """Keep one column of ``y``."""
-
-    def __init__(self, target: int):
-        self.target = target
-
-    def __call__(self, data: Data) -> Data:
-        data = data.clone()
-        data.y = data.y[:, self.target:self.target + 1]
-        return data
-
-
-def _width(data: Data, key: str) -> int:
-    value = getattr(data, key, None)
-    return 0 if value is None else (1 if value.dim() == 1 else value.size(-1))
-
-
 __all__ = ["from_smiles", "smiles_to_data", "parse_smiles", "mol_to_graph", "lenient_mol", "MolHIVFromCSV",
-           "load_molhiv", "load_moleculenet", "load_zinc", "load_qm9", "OGB_ATOM_VOCAB", "OGB_BOND_VOCAB",
+           "load_molhiv", "load_moleculenet", "load_zinc", "OGB_ATOM_VOCAB", "OGB_BOND_VOCAB",
            "MOLECULENET"]

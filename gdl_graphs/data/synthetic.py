@@ -3,7 +3,8 @@ r"""The charged-particle N-body task (Kipf et al. 2018; the E(n) version of Sato
 Five particles with random charges :math:`q_i = \pm 1` move freely in 3D (no box) under Coulomb forces
 
 .. math::
-    \mathbf{F}_i = k \sum_{j \neq i} q_i q_j \frac{\mathbf{x}_i - \mathbf{x}_j}{\lVert\mathbf{x}_i - \mathbf{x}_j\rVert^3},
+    \mathbf{F}_i = k \sum_{j \neq i} q_i q_j
+        \frac{\mathbf{x}_i - \mathbf{x}_j}{\lVert\mathbf{x}_i - \mathbf{x}_j\rVert^3},
 
 integrated with the leapfrog (kick-drift) scheme of Kipf et al.'s ``ChargedParticlesSim``: an initial kick
 :math:`\mathbf{v} \mathrel{+}= \Delta t\, \mathbf{F}(\mathbf{x}_0)`, then per step
@@ -33,6 +34,8 @@ from gdl_graphs.data.root import data_root
 
 SPLITS = ("train", "valid", "test")
 DEFAULT_SIZES = {"train": 3000, "valid": 2000, "test": 2000}
+FORMAT_VERSION = 2
+"""Part of the cache file names; bumped whenever the stored fields change (v2: ``x`` = charge and speed)."""
 
 
 class _PairForces:
@@ -116,19 +119,36 @@ def _complete_edges(num_nodes: int) -> torch.Tensor:
 
 
 def trajectories_to_data(sim: dict[str, np.ndarray]) -> list[Data]:
-    """One :class:`~torch_geometric.data.Data` per trajectory (fields as in :class:`NBodyDataset`)."""
-    num_particles = sim["charges"].shape[1]
+    """One :class:`~torch_geometric.data.Data` per trajectory (fields as in :class:`NBodyDataset`), built from
+    whole-batch tensors (no per-system NumPy conversions)."""
+    num_trajectories, num_particles = sim["charges"].shape
     edge_index = _complete_edges(num_particles)
     source, target = edge_index
-    data_list = []
-    for k in range(sim["charges"].shape[0]):
-        charge = torch.from_numpy(sim["charges"][k]).float().unsqueeze(-1)
-        vel = torch.from_numpy(sim["vel"][k]).float()
-        data_list.append(Data(
-            x=vel.norm(dim=-1, keepdim=True), charge=charge, pos=torch.from_numpy(sim["pos"][k]).float(),
-            vel=vel, y=torch.from_numpy(sim["target_pos"][k]).float(), edge_index=edge_index.clone(),
-            edge_attr=charge[source] * charge[target]))
-    return data_list
+    charge = torch.from_numpy(sim["charges"]).float().unsqueeze(-1)                  # [S, N, 1]
+    vel = torch.from_numpy(sim["vel"]).float()
+    pos = torch.from_numpy(sim["pos"]).float()
+    y = torch.from_numpy(sim["target_pos"]).float()
+    x = torch.cat([charge, vel.norm(dim=-1, keepdim=True)], dim=-1)                 # [S, N, 2]
+    edge_attr = charge[:, source] * charge[:, target]                               # [S, E, 1]
+    return [Data(x=x[k], charge=charge[k], pos=pos[k], vel=vel[k], y=y[k], edge_index=edge_index,
+                 edge_attr=edge_attr[k]) for k in range(num_trajectories)]
+
+
+def total_energy(charges: np.ndarray, pos: np.ndarray, vel: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    r"""Kinetic plus Coulomb energy :math:`\tfrac12 \sum_i \lVert\mathbf{v}_i\rVert^2 + k \sum_{i<j}
+    q_i q_j / \lVert\mathbf{x}_i - \mathbf{x}_j\rVert` of each system (unit masses), for sanity checks.
+
+    Args:
+        charges: ``[S, N]``; pos, vel: ``[S, N, d]`` (as returned by :func:`simulate_charged_particles`).
+
+    Returns:
+        ``[S]`` float64. The leapfrog velocities lag the positions by half a step, so this is conserved to
+        :math:`O(\Delta t)` between close encounters, not exactly.
+    """
+    first, second = np.triu_indices(charges.shape[1], 1)
+    dist = np.linalg.norm(pos[:, first] - pos[:, second], axis=-1)
+    kinetic = 0.5 * np.einsum("snd,snd->s", vel, vel)
+    return kinetic + strength * (charges[:, first] * charges[:, second] / dist).sum(-1)
 
 
 class NBodyDataset(InMemoryDataset):
@@ -136,14 +156,16 @@ class NBodyDataset(InMemoryDataset):
 
     Each graph is one system of 5 particles:
 
-    * ``x`` ``[5, 1]``: speed :math:`\lVert\mathbf{v}_i\rVert` (the EGNN node feature; E(n)-invariant),
+    * ``x`` ``[5, 2]``: :math:`(q_i, \lVert\mathbf{v}_i\rVert)`, charge and speed, both E(n)-invariant
+      (EGNN's node feature is the speed, its edge attribute the charge product; with the charge in ``x`` a
+      model that reads only ``x`` sees it too),
     * ``charge`` ``[5, 1]``: :math:`q_i = \pm 1`,
     * ``pos``, ``vel`` ``[5, 3]``: input positions and velocities,
     * ``y`` ``[5, 3]``: positions 1,000 steps later,
     * ``edge_index`` ``[2, 20]``: the complete directed graph, ``edge_attr`` ``[20, 1]``: :math:`q_i q_j`.
 
-    Trajectories are generated on first use (about 20 s for all 7,000 on one core) and cached under
-    ``<root>/processed``; a different ``seed`` or split size gets its own files.
+    Trajectories are generated on first use (all 7,000 in about 3 s on one CPU core, simulation and conversion)
+    and cached under ``<root>/processed``; a different ``seed`` or split size gets its own files.
 
     Args:
         root: dataset folder (default ``data_root() / "NBody"``).
@@ -174,7 +196,7 @@ class NBodyDataset(InMemoryDataset):
 
     @property
     def processed_file_names(self) -> list[str]:
-        return [f"charged5_seed{self.seed}_{name}{self.sizes[name]}.pt" for name in SPLITS]
+        return [f"charged5_v{FORMAT_VERSION}_seed{self.seed}_{name}{self.sizes[name]}.pt" for name in SPLITS]
 
     def process(self) -> None:
         for number, (name, path) in enumerate(zip(SPLITS, self.processed_paths)):

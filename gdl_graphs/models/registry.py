@@ -190,6 +190,7 @@ class EquivariantDynamics(nn.Module):
 
     def forward(self, data) -> Tensor:
         return self.egnn(x=data.x, pos=data.pos, edge_index=data.edge_index, batch=data.batch,
+                         edge_attr=data.edge_attr if "edge_attr" in data else None,
                          vel=data.vel if "vel" in data else None)
 
 

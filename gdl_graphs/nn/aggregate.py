@@ -266,8 +266,12 @@ def spmm(adj: Adjacency, x: Tensor, edge_weight: Tensor | None = None, reduce: s
     if reduce not in ("sum", "mean"):
         raise ValueError(f"spmm supports reduce='sum' or 'mean', got {reduce!r}")
     if edge_weight is not None and edge_weight.dim() == 2:
-        heads = [spmm(adj, x[:, h], edge_weight[:, h], reduce) for h in range(edge_weight.size(1))]
-        return torch.stack(heads, dim=1)
+        if is_deterministic():  # one CSR product per head: no atomics in any backward
+            heads = [spmm(adj, x[:, h], edge_weight[:, h], reduce) for h in range(edge_weight.size(1))]
+            return torch.stack(heads, dim=1)
+        # per-head weights: one gather of [E, H, C] messages and one reduction (fewer passes than H products)
+        messages = x.index_select(0, adj.edge_index[0]) * edge_weight.to(x.dtype).unsqueeze(-1)
+        return reduce_edges(messages, adj.edge_index[1], adj.num_dst, reduce, adj=adj)
     if not use_csr_path():
         src, dst = adj.edge_index[0], adj.edge_index[1]
         messages = x.index_select(0, src)

@@ -5,7 +5,9 @@ E(n)-equivariant: rotating, reflecting or translating the input coordinates does
 coordinates and leaves the features unchanged, and permuting the nodes permutes both.
 
 Edges follow PyG's convention: ``edge_index[0]`` holds the sources :math:`j`, ``edge_index[1]`` the targets
-:math:`i`, and messages are reduced onto targets with :func:`gdl_graphs.nn.aggregate.reduce_edges`. Without an
+:math:`i`. Messages are reduced onto targets with :func:`gdl_graphs.nn.aggregate.reduce_edges` on the graph's
+cached :class:`~gdl_graphs.nn.aggregate.Adjacency` (CSR incidence matmul in eager mode, built once per
+``edge_index`` and shared by every layer of a forward and backward pass; scatter while compiling). Without an
 ``edge_index`` the layers use the complete graph of each graph in the batch (:func:`complete_graph`).
 """
 
@@ -19,7 +21,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import cumsum
 
 from gdl_graphs.groups import EN_EQUIVARIANT
-from gdl_graphs.nn.aggregate import reduce_edges
+from gdl_graphs.nn.aggregate import Adjacency, adjacency, reduce_edges
 
 TASKS = ("property", "dynamics")
 COORD_REDUCTIONS = ("mean", "sum")
@@ -109,14 +111,17 @@ class EGNNLayer(nn.Module):
     graph) or :math:`C = 1` (``'sum'``); :math:`d_{ij} = \sqrt{\lVert\mathbf{x}_i - \mathbf{x}_j\rVert^2 +
     \epsilon} + c` (``norm_constant`` :math:`c`) with ``normalize=True`` (the default), which keeps coordinate
     updates bounded when coordinates are large, or :math:`d_{ij} = 1` with ``normalize=False`` (the paper's
-    update, which overflows for coordinates scaled by :math:`10^3`); :math:`e_{ij} = \sigma(\phi_{inf}(\mathbf{m}_{ij}))` with
-    ``edge_inference=True``, else 1; :math:`\phi_x` ends in ``coord_bound * tanh`` when ``coord_bound`` is set.
-    The velocity term uses the input velocities :math:`\mathbf{v}_i` (the paper's Eq. 7). The residual
+    update, which overflows for coordinates scaled by :math:`10^3`);
+    :math:`e_{ij} = \sigma(\phi_{inf}(\mathbf{m}_{ij}))` with ``edge_inference=True``, else 1; :math:`\phi_x`
+    ends in ``coord_bound * tanh`` when ``coord_bound`` is set. The velocity term uses the input velocities :math:`\mathbf{v}_i` (the paper's Eq. 7). The residual
     :math:`\mathbf{h}_i +` applies when ``in_channels == out_channels``.
 
     The first linear map of :math:`\phi_e` is applied to the node features *before* gathering them onto edges
-    (a linear map commutes with indexing), which saves an ``[E, 2F] x [2F, H]`` matrix product per layer; the
-    result is the same as concatenating :math:`(\mathbf{h}_i, \mathbf{h}_j, \ldots)` per edge.
+    (a linear map commutes with indexing) and its bias is added per node, which saves an ``[E, 2F] x [2F, H]``
+    matrix product per layer; the distance term is one fused multiply-add. The result is the same as
+    concatenating :math:`(\mathbf{h}_i, \mathbf{h}_j, \ldots)` per edge (``benchmarks/egnn.py`` checks it).
+    Reductions go through :func:`~gdl_graphs.nn.aggregate.reduce_edges` on the graph's cached
+    :class:`~gdl_graphs.nn.aggregate.Adjacency`.
 
     Args:
         in_channels: node feature size :math:`F`.
@@ -213,20 +218,26 @@ class EGNNLayer(nn.Module):
         return self._propagate(x, pos, edge_index, edge_attr, vel)
 
     def _propagate(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor | None,
-                   vel: Tensor | None) -> tuple[Tensor, Tensor]:
+                   vel: Tensor | None, adj: Adjacency | None = None) -> tuple[Tensor, Tensor]:
+        num_nodes = x.size(0)
+        if adj is None:
+            adj = adjacency(edge_index, num_nodes)
         source, target = edge_index
         diff = pos.index_select(0, target) - pos.index_select(0, source)      # x_i - x_j, [E, n]
         radial = (diff * diff).sum(dim=-1, keepdim=True)                      # [E, 1]
 
         to_target, to_source = self.lin_node(x).chunk(2, dim=-1)              # W_i h, W_j h: [N, H] each
+        to_target = to_target + self.bias_edge                                # the bias, added per node not per edge
         pre = to_target.index_select(0, target) + to_source.index_select(0, source)
-        pre = pre + self.lin_radial(radial) + self.bias_edge
+        pre = torch.addcmul(pre, radial, self.lin_radial.weight.view(1, -1))  # + w_r ||x_i - x_j||^2, fused
         if self.lin_edge is not None:
             pre = pre + self.lin_edge(edge_attr)
         message = self.act(self.lin_message(self.act(pre)))                  # m_ij, [E, H]
 
         gated = message if self.gate is None else message * torch.sigmoid(self.gate(message))
-        aggregated = reduce_edges(gated, target, x.size(0), "sum")
+        # Sums and means over the cached CSR incidence of the graph (one build per edge_index, shared by all layers).
+        # The [E, n] coordinate messages are too small for a fused reduction with the [E, H] ones to pay off.
+        aggregated = reduce_edges(gated, target, num_nodes, "sum", adj)
         pos_out = pos
         if self.phi_x is not None:
             weight = self.phi_x(message)
@@ -234,7 +245,7 @@ class EGNNLayer(nn.Module):
                 weight = self.coord_bound * torch.tanh(weight)
             if self.normalize:
                 diff = diff / (torch.sqrt(radial + self.eps) + self.norm_constant)
-            pos_out = pos + reduce_edges(diff * weight, target, x.size(0), self.coord_reduce)
+            pos_out = pos + reduce_edges(diff * weight, target, num_nodes, self.coord_reduce, adj)
             if self.phi_v is not None:
                 pos_out = pos_out + self.phi_v(x) * vel
 
@@ -295,6 +306,15 @@ class EGNN(nn.Module):
           (complete graph of each graph), ``batch`` ``[N]``, ``edge_attr`` ``[E, edge_dim]``, ``vel`` ``[N, n]``,
           ``z`` ``[N]``
         - **output:** ``[num_graphs, out_channels]`` (``'property'``) or ``[N, n]`` (``'dynamics'``)
+
+    Example::
+
+        # N-body (load_benchmark("nbody")): x = (charge, speed), edge_attr = q_i q_j, predicted positions [N, 3]
+        model = EGNN(2, 64, 3, num_layers=4, edge_dim=1, task="dynamics")
+        pos_pred = model(b.x, b.pos, b.edge_index, b.batch, edge_attr=b.edge_attr, vel=b.vel)
+        # QM9 (load_benchmark("QM9", target="homo")): complete graph of each molecule, one value per molecule
+        model = EGNN(5, 128, 1, num_layers=7)
+        homo = model(b.x, b.pos, batch=b.batch)                      # [num_graphs, 1]
     """
 
     symmetry = EN_EQUIVARIANT
@@ -352,7 +372,10 @@ class EGNN(nn.Module):
     def forward(self, x: Tensor | None = None, pos: Tensor | None = None, edge_index: Tensor | None = None,
                 batch: Tensor | None = None, edge_attr: Tensor | None = None, vel: Tensor | None = None,
                 z: Tensor | None = None) -> Tensor:
-        """Graph-level predictions (``'property'``) or predicted coordinates (``'dynamics'``)."""
+        """Graph-level predictions ``[num_graphs, out_channels]`` (``'property'``) or predicted coordinates
+        ``[N, n]`` (``'dynamics'``). ``edge_index=None`` uses the complete graph of each graph in ``batch``;
+        ``edge_attr`` is required when ``edge_dim > 0``, ``vel`` when ``velocity`` is on, ``z`` with
+        ``num_atom_types`` (ignored otherwise)."""
         if pos is None:
             raise ValueError("pos is required")
         h = self._embed(x, z, pos)
@@ -364,8 +387,9 @@ class EGNN(nn.Module):
         if edge_index is None:
             edge_index = complete_graph(pos.size(0), batch, device=pos.device)
         vel = vel if self.velocity else None
+        adj = adjacency(edge_index, pos.size(0))
         for layer in self.layers:
-            h, pos = layer._propagate(h, pos, edge_index, edge_attr, vel)
+            h, pos = layer._propagate(h, pos, edge_index, edge_attr, vel, adj)
         if self.task == "dynamics":
             return pos
         h = self.node_head(h)
