@@ -252,3 +252,14 @@ def test_ddp_with_two_cpu_processes(staged_root, tmp_path):
     rows = ResultStore(db).rows()
     assert len(rows) == 1 and rows[0]["epochs_run"] == 2 and rows[0]["device"] == "cpu"
     assert result.stdout.count("| MUTAG | gin |") == 1  # only rank 0 reports
+
+
+def test_only_selects_part_of_a_suite(tmp_path, capsys):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("defaults: {epochs: 1}\nexperiments:\n  - dataset: KarateClub\n    models: [gcn, gin, sage]\n")
+    db = tmp_path / "r.sqlite"
+    assert main(["run", str(suite), "--only", "karateclub/gin,sage", "--db", str(db), "--no-progress"]) == 0
+    assert sorted(r["model"] for r in ResultStore(db).rows()) == ["gin", "sage"]
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(suite), "--only", "MUTAG", "--db", str(db)])
+    assert exc.value.code == 2 and "--only" in capsys.readouterr().err

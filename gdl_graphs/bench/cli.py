@@ -44,6 +44,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                       "folds": args.folds if args.folds != ["all"] else "all"}
         runs = expand_experiment(experiment, overrides, "--")
         header = {"name": None, "db": None}
+    if args.only:
+        wanted = {name.lower() for name in args.only}
+        runs = [run for run in runs if run.dataset.lower() in wanted or run.model.lower() in wanted
+                or f"{run.dataset}/{run.model}".lower() in wanted]
+        if not runs:
+            raise ConfigError(f"--only: no run of the suite matches {','.join(args.only)}")
     runs = shard(runs, args.shard)
     db = args.db or header["db"] or DEFAULT_DB
     context = DistributedContext.from_environment(overrides.get("device", "auto"))
@@ -140,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--train-limit", type=int, help="train on this many training examples (a quick subset)")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"))
     run.add_argument("--db", help=f"results database (default: the suite's db, else {DEFAULT_DB})")
+    run.add_argument("--only", type=_csv(str), help="run only these datasets, models or DATASET/MODEL pairs "
+                                                     "of the suite (comma-separated)")
     run.add_argument("--shard", help="run only shard i of n (e.g. 2/4) to split a suite across machines")
     run.add_argument("--data-root", help="data root (default: $GDL_DATA, else ./datasets)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
