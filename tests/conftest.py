@@ -14,6 +14,15 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for modules of tiny tensors: faster, and immune to OpenMP stalls on shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def random_graph(num_nodes: int, num_edges: int, channels: int = 8, edge_dim: int | None = None,
                  seed: int = 0, dtype=torch.float32) -> Data:
     """A random directed multigraph (self-loops and duplicate edges allowed)."""

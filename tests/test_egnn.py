@@ -21,13 +21,7 @@ from tests.conftest import random_graph
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is fastest, and immune to OpenMP stalls when the 2 cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def molecules(sizes=(4, 1, 7, 9), channels=6, dtype=torch.float64, seed=0, velocities=False) -> Batch:

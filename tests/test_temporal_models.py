@@ -31,13 +31,7 @@ SMALL = {
 NODE_STATE = {"graph_wavenet": ("node_emb_source", "node_emb_target")}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: intra-op threads only add contention on a shared machine (10x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def graph(num_nodes: int = N, num_edges: int = 24, seed: int = 0, dtype=torch.float64):

@@ -157,10 +157,10 @@ def _egnn_builder(benchmark: Benchmark, options: dict):
     options = dict(options)
     if benchmark.task == "dynamics":
         options.setdefault("velocity", True)
-        return lambda width: EquivariantDynamics(EGNN(benchmark.num_features, width, 3, task="dynamics",
-                                                      edge_dim=benchmark.num_edge_features, **options))
-    return lambda width: EquivariantProperty(EGNN(benchmark.num_features, width, benchmark.num_targets,
-                                                  task="property", **options))
+        return lambda width: EGNNOnData(EGNN(benchmark.num_features, width, 3, task="dynamics",
+                                             edge_dim=benchmark.num_edge_features, **options))
+    return lambda width: EGNNOnData(EGNN(benchmark.num_features, width, benchmark.num_targets, task="property",
+                                         **options))
 
 
 class DynamicsGNN(nn.Module):
@@ -180,31 +180,23 @@ class DynamicsGNN(nn.Module):
         return data.pos + self.net(inputs)
 
 
-class EquivariantDynamics(nn.Module):
-    """EGNN for dynamics: predicted positions from ``(x, pos, vel)`` on each graph's ``edge_index``."""
+class EGNNOnData(nn.Module):
+    """Calls an :class:`~gdl_graphs.nn.equivariant.EGNN` on a PyG batch: ``x`` / ``z``, ``pos``, ``edge_index``,
+    ``batch``, and ``edge_attr`` / ``vel`` where the model was built to use them. Dynamics models output positions
+    (E(n)-equivariant); property models one invariant vector per graph."""
 
     def __init__(self, egnn: nn.Module):
         super().__init__()
         self.egnn = egnn
-        self.symmetry = EN_EQUIVARIANT
+        self.symmetry = EN_EQUIVARIANT if egnn.task == "dynamics" else PERMUTATION_INVARIANT
 
     def forward(self, data) -> Tensor:
-        return self.egnn(x=data.x, pos=data.pos, edge_index=data.edge_index, batch=data.batch,
-                         edge_attr=data.edge_attr if "edge_attr" in data else None,
-                         vel=data.vel if "vel" in data else None)
+        def field(key: str, wanted: bool = True):
+            return getattr(data, key) if wanted and key in data else None
 
-
-class EquivariantProperty(nn.Module):
-    """EGNN for molecular properties: an invariant prediction per graph from ``(z or x, pos)``."""
-
-    def __init__(self, egnn: nn.Module):
-        super().__init__()
-        self.egnn = egnn
-        self.symmetry = PERMUTATION_INVARIANT
-
-    def forward(self, data) -> Tensor:
-        return self.egnn(x=data.x if "x" in data else None, pos=data.pos, edge_index=data.edge_index,
-                         batch=data.batch, z=data.z if "z" in data else None)
+        return self.egnn(x=field("x"), pos=data.pos, edge_index=data.edge_index, batch=field("batch"),
+                         edge_attr=field("edge_attr", self.egnn.edge_dim > 0), vel=field("vel", self.egnn.velocity),
+                         z=field("z", self.egnn.num_atom_types is not None))
 
 
 def _build_temporal(name: str, benchmark: Benchmark, **options) -> nn.Module:

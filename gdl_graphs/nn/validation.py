@@ -88,3 +88,19 @@ def check_edge_features(edge_attr: Tensor | None, num_edges: int, edge_dim: int 
 def check_edge_weight(edge_weight: Tensor | None, num_edges: int) -> None:
     if edge_weight is not None and (edge_weight.dim() != 1 or edge_weight.size(0) != num_edges):
         raise ValueError(f"edge_weight must have shape [{num_edges}], got {list(edge_weight.shape)}")
+
+
+def optional_edge_features(edge_attr: Tensor | None, edge_weight: Tensor | None, num_edges: int,
+                           edge_dim: int | None, layer: str) -> Tensor | None:
+    """Edge features of a layer whose ``edge_dim=None`` means "no edge features": ``edge_attr`` (or the values of a
+    weighted sparse adjacency) as ``[E, edge_dim]``, validated; an error if given to a layer built without them."""
+    if edge_dim is None:
+        if edge_attr is not None:
+            raise ValueError(f"{layer} was built with edge_dim=None and takes no edge_attr; set edge_dim to use "
+                             f"edge features")
+        return None
+    edge_attr = edge_weight if edge_attr is None else edge_attr
+    if isinstance(edge_attr, Tensor) and edge_attr.dim() == 1:
+        edge_attr = edge_attr.unsqueeze(-1)
+    check_edge_features(edge_attr, num_edges, edge_dim, True, layer)
+    return edge_attr

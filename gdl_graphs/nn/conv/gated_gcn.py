@@ -9,7 +9,7 @@ from torch_geometric.nn.resolver import activation_resolver
 
 from gdl_graphs.nn import aggregate
 from gdl_graphs.nn.conv.base import FastPathConv
-from gdl_graphs.nn.validation import check_edge_features
+from gdl_graphs.nn.validation import optional_edge_features
 
 GATE_EPS = 1e-6  # added to the sum of the gates, as in benchmarking-gnns
 
@@ -94,7 +94,7 @@ class GatedGCNConv(FastPathConv, torch.nn.Module):
 
     def forward(self, x: Tensor, edge_index, edge_attr: Tensor | None = None):
         edge_index, edge_weight, adj = self._graph(x, edge_index)
-        edge_attr = self._edge_features(edge_attr, edge_weight, edge_index.size(1))
+        edge_attr = optional_edge_features(edge_attr, edge_weight, edge_index.size(1), self.edge_dim, "GatedGCNConv")
         src, dst = edge_index[0], edge_index[1]
         e_hat = self.D(x).index_select(0, src) + self.E(x).index_select(0, dst)  # [E, F']
         if self.C is not None:
@@ -112,18 +112,6 @@ class GatedGCNConv(FastPathConv, torch.nn.Module):
             return h
         edge_residual = edge_attr if self.residual and edge_attr is not None else None
         return h, self._update(e_hat, self.bn_node_e, edge_residual)
-
-    def _edge_features(self, edge_attr: Tensor | None, edge_weight: Tensor | None, num_edges: int):
-        if self.edge_dim is None:
-            if edge_attr is not None:
-                raise ValueError("GatedGCNConv was built with edge_dim=None and takes no edge_attr; "
-                                 "set edge_dim to use edge features")
-            return None
-        edge_attr = edge_weight if edge_attr is None else edge_attr
-        if isinstance(edge_attr, Tensor) and edge_attr.dim() == 1:
-            edge_attr = edge_attr.unsqueeze(-1)
-        check_edge_features(edge_attr, num_edges, self.edge_dim, True, "GatedGCNConv")
-        return edge_attr
 
     def _update(self, value: Tensor, norm: torch.nn.Module | None, residual: Tensor | None) -> Tensor:
         """Batch norm, activation, residual, dropout (the benchmarking-gnns order)."""

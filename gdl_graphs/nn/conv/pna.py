@@ -10,7 +10,7 @@ from torch_geometric import nn as pyg_nn
 
 from gdl_graphs.nn import aggregate
 from gdl_graphs.nn.conv.base import FastPathConv
-from gdl_graphs.nn.validation import check_edge_features
+from gdl_graphs.nn.validation import optional_edge_features
 
 AGGREGATORS = ("sum", "mean", "min", "max", "var", "std")
 SCALERS = ("identity", "amplification", "attenuation", "linear", "inverse_linear")
@@ -59,7 +59,7 @@ class PNAConv(FastPathConv, pyg_nn.PNAConv):
 
     def forward(self, x: Tensor, edge_index, edge_attr: Tensor | None = None) -> Tensor:
         edge_index, edge_weight, adj = self._graph(x, edge_index)
-        edge_attr = self._edge_features(edge_attr, edge_weight, edge_index.size(1))
+        edge_attr = optional_edge_features(edge_attr, edge_weight, edge_index.size(1), self.edge_dim, "PNAConv")
         if not self._fast:
             return super().forward(x, edge_index, edge_attr)
         if self.divide_input:
@@ -71,18 +71,6 @@ class PNAConv(FastPathConv, pyg_nn.PNAConv):
         out = torch.cat([x, self._aggregate(messages, dst, adj)], dim=-1)
         out = torch.cat([nn(out[:, i]) for i, nn in enumerate(self.post_nns)], dim=1)
         return self.lin(out)
-
-    def _edge_features(self, edge_attr: Tensor | None, edge_weight: Tensor | None, num_edges: int):
-        if self.edge_dim is None:
-            if edge_attr is not None:
-                raise ValueError("PNAConv was built with edge_dim=None and takes no edge_attr; "
-                                 "set edge_dim to use edge features")
-            return None
-        edge_attr = edge_weight if edge_attr is None else edge_attr
-        if isinstance(edge_attr, Tensor) and edge_attr.dim() == 1:
-            edge_attr = edge_attr.unsqueeze(-1)
-        check_edge_features(edge_attr, num_edges, self.edge_dim, True, "PNAConv")
-        return edge_attr
 
     def _aggregate(self, messages: Tensor, dst: Tensor, adj: aggregate.Adjacency) -> Tensor:
         r"""All aggregators, then all scalers: ``[E, T, F]`` messages -> ``[N, T, |S| |A| F]``."""
