@@ -43,6 +43,9 @@ def compare(dataset: str, models: list[str], *, seeds=(0,), folds=(0,), db: str 
     (``epochs``, ``lr``, ``budget``, ``model_options``, ...)."""
     from gdl_graphs.bench.runner import run_all
 
+    for key in ("seed", "fold"):
+        if key in settings:
+            raise ConfigError(f"compare: pass {key}s=[...] (a list), not {key}=")
     settings = check_overrides(settings)
     runs = expand_experiment({"dataset": dataset, "models": list(models), "seeds": list(seeds),
                               "folds": folds if folds == "all" else list(folds)}, settings)
@@ -57,7 +60,10 @@ def compare(dataset: str, models: list[str], *, seeds=(0,), folds=(0,), db: str 
 
 
 def train(dataset: str, model: str, *, root=None, progress: bool = True, **settings):
-    """Train one model (not stored) and return ``(module, result, benchmark)``."""
+    """Train one model (not stored) and return ``(module, result, benchmark)``.
+
+    ``module`` holds the weights of the last epoch trained; ``result`` reports the metrics at the best validation
+    epoch (``result.curve`` has every epoch's)."""
     from gdl_graphs.bench.runner import BenchmarkCache
     from gdl_graphs.bench.train import train_run
 
