@@ -57,8 +57,9 @@ def train_run(config: RunConfig, benchmark: Benchmark, checkpoint: Path | None =
     context = context or DistributedContext()
     device = context.device or resolve_device(config.device)
     seed_everything(config.seed)
-    model = build_model(config.model, benchmark, budget=config.budget, hidden_channels=config.hidden_channels,
-                        **config.model_options).to(device)
+    options = dict(config.model_options)
+    hidden = options.pop("hidden_channels", config.hidden_channels)  # either place sets the width
+    model = build_model(config.model, benchmark, budget=config.budget, hidden_channels=hidden, **options).to(device)
     params = count_parameters(model)
     task = make_task(benchmark, batch_size=config.batch_size, device=device, seed=config.seed,
                      train_limit=config.train_limit, sampler_factory=context.sampler_factory)

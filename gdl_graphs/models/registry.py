@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -102,6 +103,10 @@ def build_model(name: str, benchmark: Benchmark, budget=None, hidden_channels: i
                          f"({benchmark.task})")
     budget = parse_budget(budget)
     if MODELS[name].family == "temporal":
+        from gdl_graphs.models.temporal import TEMPORAL_MODELS
+
+        if hidden_channels is not None and "hidden_channels" in inspect.signature(TEMPORAL_MODELS[name]).parameters:
+            options.setdefault("hidden_channels", hidden_channels)
         return _build_temporal(name, benchmark, **options)
     make = _graph_builder(name, benchmark, options)
     if hidden_channels is not None:
