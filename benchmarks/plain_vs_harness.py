@@ -1,6 +1,6 @@
 """A plain PyTorch Geometric training script versus the gdl-bench harness, same model, data and settings, one process.
 
-Question answered: does the harness (``gdl_graphs.bench.train.train_run``: registry model, task loop, Adam,
+Question answered: does the harness (``gdl_graphs.bench.training.train_run``: registry model, task loop, Adam,
 ReduceLROnPlateau, early stopping, per-epoch evaluation, checkpoint bookkeeping) reach the same test accuracy as a
 hand-written loop, and is its time per training epoch no worse?
 
@@ -58,7 +58,7 @@ from torch_geometric.nn import GINConv, global_add_pool
 
 import gdl_graphs
 from gdl_graphs.bench.config import RunConfig
-from gdl_graphs.bench.train import train_run
+from gdl_graphs.bench.training import train_run
 from gdl_graphs.data.registry import load_benchmark
 from gdl_graphs.models.registry import build_model
 

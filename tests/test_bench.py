@@ -21,7 +21,7 @@ from gdl_graphs.bench.cli import main
 from gdl_graphs.bench.config import ConfigError, RunConfig, parse_suite, shard
 from gdl_graphs.bench.store import ResultStore
 from gdl_graphs.bench.tasks import make_task, roc_auc
-from gdl_graphs.bench.train import train_run
+from gdl_graphs.bench.training import train_run
 from gdl_graphs.data import load_benchmark
 from gdl_graphs.data.traffic import forecasting_benchmark
 from gdl_graphs.models import build_model, count_parameters

@@ -14,7 +14,7 @@ import yaml
 from gdl_graphs.bench.config import RunConfig, load_suite, parse_suite
 from gdl_graphs.bench.runner import run_all
 from gdl_graphs.bench.store import ResultStore
-from gdl_graphs.bench.train import train_run
+from gdl_graphs.bench.training import train_run
 from gdl_graphs.data.traffic import forecasting_benchmark
 from tests.fixtures.staged import require_staged
 

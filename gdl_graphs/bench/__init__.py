@@ -65,7 +65,7 @@ def train(dataset: str, model: str, *, root=None, progress: bool = True, **setti
     ``module`` holds the weights of the last epoch trained; ``result`` reports the metrics at the best validation
     epoch (``result.curve`` has every epoch's)."""
     from gdl_graphs.bench.runner import BenchmarkCache
-    from gdl_graphs.bench.train import train_run
+    from gdl_graphs.bench.training import train_run
 
     config = RunConfig(dataset=dataset, model=model, **check_overrides(settings))
     benchmark = BenchmarkCache(root).get(config)

@@ -10,7 +10,7 @@ from typing import Callable
 from gdl_graphs.bench.config import RunConfig
 from gdl_graphs.bench.distributed import DistributedContext
 from gdl_graphs.bench.store import ResultStore, RunResult
-from gdl_graphs.bench.train import train_run
+from gdl_graphs.bench.training import train_run
 from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.data.registry import load_benchmark
 
