@@ -10,7 +10,8 @@ def test_verify_certifies_every_conv_layer(capsys):
     for name in ("GCNConv", "GINConv", "GINEConv", "SAGEConv", "GATConv", "GATv2Conv"):
         assert name in out
     assert "S_n-equivariant" in out and "layers and models certified" in out
-    for name in ("GraphTransformerLayer", "GPSLayer", "EGNNLayer", "model:gin", "model:gps"):
+    for name in ("GraphTransformerLayer", "GPSLayer", "EGNNLayer", "model:gin", "model:gps", "model:egnn (dynamics)",
+                 "model:egnn (property)", "model:gin (dynamics)"):
         assert name in out
     assert "S_n-invariant" in out and "E(n) x S_n-equivariant" in out
 

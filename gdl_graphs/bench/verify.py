@@ -83,7 +83,22 @@ def model_entries() -> list[Entry]:
         return lambda: GraphNet(name, CHANNELS, 3, hidden_channels=16, num_layers=2, edge_dim=EDGE_DIM, deg=deg,
                                 virtual_node=name == "gin")
 
-    return [Entry(f"model:{name}", build(name), call=lambda m, d: m(d)) for name in LAYERS]
+    def egnn(task: str):
+        from gdl_graphs.models.registry import EGNNOnData
+        from gdl_graphs.nn.equivariant import EGNN
+
+        return lambda: EGNNOnData(EGNN(CHANNELS, 16, 3, num_layers=2, edge_dim=EDGE_DIM, task=task,
+                                       velocity=task == "dynamics"))
+
+    def dynamics_gnn():
+        from gdl_graphs.models.registry import DynamicsGNN
+
+        return DynamicsGNN(GraphNet("gin", CHANNELS + 6, 3, hidden_channels=16, num_layers=2, level="node"))
+
+    graph_models = [Entry(f"model:{name}", build(name), call=lambda m, d: m(d)) for name in LAYERS]
+    return graph_models + [Entry("model:egnn (property)", egnn("property"), call=lambda m, d: m(d)),
+                           Entry("model:egnn (dynamics)", egnn("dynamics"), call=lambda m, d: m(d)),
+                           Entry("model:gin (dynamics)", dynamics_gnn, call=lambda m, d: m(d))]
 
 
 def all_entries() -> list[Entry]:
@@ -91,14 +106,16 @@ def all_entries() -> list[Entry]:
 
 
 def example_batch(seed: int = 0) -> Batch:
-    """Three random graphs (1, 7 and 12 nodes) with node and edge features and 3D positions, as one batch."""
+    """Three random graphs (1, 7 and 12 nodes) with node and edge features, 3D positions and velocities, as one
+    batch."""
     g = torch.Generator().manual_seed(seed)
     graphs = []
     for n in (1, 7, 12):
         e = 3 * n
         graphs.append(Data(x=torch.randn(n, CHANNELS, generator=g),
                            edge_index=torch.randint(0, n, (2, e), generator=g),
-                           edge_attr=torch.randn(e, EDGE_DIM, generator=g), pos=torch.randn(n, 3, generator=g)))
+                           edge_attr=torch.randn(e, EDGE_DIM, generator=g), pos=torch.randn(n, 3, generator=g),
+                           vel=torch.randn(n, 3, generator=g)))
     return Batch.from_data_list(graphs)
 
 
