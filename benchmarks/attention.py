@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import platform
 import resource
 import statistics
 import time
@@ -35,7 +36,6 @@ from torch.profiler import ProfilerActivity, profile
 from torch_geometric.nn import GATConv, TransformerConv
 
 from gdl_graphs.nn.attention import GraphMultiheadAttention
-from machine import describe as describe_machine
 
 METHODS = {
     "sdpa": "gdl_graphs padded SDPA",
@@ -183,6 +183,16 @@ def run_size(methods: list[str], graphs: int, nodes: int, args) -> dict[str, Res
     return results
 
 
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads"
 
 
 def cell(r: Result) -> str:
@@ -223,7 +233,7 @@ def main() -> None:
         limit = int(args.cpu_memory_limit_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
-    print(f"# Complete-graph attention, forward+backward ({describe_machine(device)})\n")
+    print(f"# Complete-graph attention, forward+backward ({machine(device)})\n")
     print(f"torch {torch.__version__}, torch_geometric {torch_geometric.__version__}, float32, "
           f"{args.channels} channels, {args.heads} heads"
           + ("" if cuda or args.cpu_memory_limit_gb <= 0 else f", CPU address-space limit "
