@@ -11,6 +11,7 @@ from pathlib import Path
 
 import gdl_graphs
 from gdl_graphs.bench.config import ConfigError
+from gdl_graphs.data.root import export_data_root
 
 DEFAULT_DB = "results/gdl-bench.sqlite"
 
@@ -55,8 +56,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     context = DistributedContext.from_environment(overrides.get("device", "auto"))
     store = ResultStore(db)
     try:
-        run_all(runs, store, suite=header["name"], root=args.data_root, progress=not args.no_progress,
-                context=context)
+        run_all(runs, store, suite=header["name"], root=export_data_root(args.data_root),
+                progress=not args.no_progress, context=context)
         if context.is_main:
             keys = {run.key for run in runs}
             rows = [row for row in store.rows() if row["key"] in keys]
@@ -149,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", type=_csv(str), help="run only these datasets, models or DATASET/MODEL pairs "
                                                      "of the suite (comma-separated)")
     run.add_argument("--shard", help="run only shard i of n (e.g. 2/4) to split a suite across machines")
-    run.add_argument("--data-root", help="data root (default: $GDL_DATA, else ./datasets)")
+    run.add_argument("--data-root", help="data root (default: $GDL_DATA, else the checkout's datasets/)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(handler=_cmd_run)
 

@@ -21,7 +21,7 @@ def add_data_commands(subparsers) -> argparse.ArgumentParser:
     data = subparsers.add_parser("data", help="list, download or stage benchmark datasets")
     commands = data.add_subparsers(dest="data_command", required=True)
     # SUPPRESS: a --data-root given to the top-level parser is not overwritten by this one's default.
-    root_help = "data root (default: $GDL_DATA, else ./datasets)"
+    root_help = "data root (default: $GDL_DATA, else the checkout's datasets/)"
 
     listing = commands.add_parser("list", help="registered datasets and whether their raw files are present")
     listing.add_argument("--family", choices=sorted({s.family for s in list_benchmarks()}))

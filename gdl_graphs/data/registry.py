@@ -143,8 +143,9 @@ def list_benchmarks(family: str | None = None) -> list[DatasetSpec]:
 def load_benchmark(name: str, root: str | os.PathLike | None = None, **options) -> Benchmark:
     """Load a benchmark by name: ``load_benchmark("IMDB-BINARY")``, ``load_benchmark("molhiv", root="/data")``.
 
-    ``root`` defaults to :func:`~gdl_graphs.data.root.data_root` (``$GDL_DATA`` or ``./datasets``); ``options`` go
-    to the dataset's loader (e.g. ``seed``, ``input_len``, ``split``). ``"tu:NAME"`` loads any TU dataset.
+    ``root`` defaults to :func:`~gdl_graphs.data.root.data_root` (``$GDL_DATA``, else the checkout's
+    ``datasets/``); ``options`` go to the dataset's loader (e.g. ``seed``, ``input_len``, ``split``).
+    ``"tu:NAME"`` loads any TU dataset.
     """
     if str(name).lower().startswith("tu:"):
         from gdl_graphs.data.social import load_tu
