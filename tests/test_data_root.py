@@ -93,3 +93,15 @@ def test_loading_processed_files_emits_no_weights_only_warning(staged_root, name
         load_benchmark(name)  # loads the processed file
     messages = [str(w.message) for w in caught if "weights only" in str(w.message).lower()]
     assert not messages, messages
+
+
+def test_loading_ogb_files_keeps_pyg_classes_allowlisted(tmp_path):
+    """Regression: a ``safe_globals`` context around OGB's loader removed PyG's own allowlisted classes on exit, so
+    every later load of a processed PyG dataset warned "Weights only load failed"."""
+    import torch
+    from torch_geometric.data import Data
+
+    from gdl_graphs.data.molecules import _ogb_dataset
+
+    seen = _ogb_dataset(lambda name, root: Data in torch.serialization.get_safe_globals(), tmp_path)
+    assert seen and Data in torch.serialization.get_safe_globals()
