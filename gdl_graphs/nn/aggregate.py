@@ -26,6 +26,7 @@ uses the scatter path; on GPU, make it deterministic with ``torch.use_determinis
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 import weakref
 from typing import Iterator
@@ -273,13 +274,13 @@ def spmm(adj: Adjacency, x: Tensor, edge_weight: Tensor | None = None, reduce: s
         messages = x.index_select(0, adj.edge_index[0]) * edge_weight.to(x.dtype).unsqueeze(-1)
         return reduce_edges(messages, adj.edge_index[1], adj.num_dst, reduce, adj=adj)
     if not use_csr_path():
-        src, dst = adj.edge_index[0], adj.edge_index[1]
+        src, dst = adj.edge_index[0], _long(adj.edge_index[1])
         messages = x.index_select(0, src)
         if edge_weight is not None:
             messages = messages * edge_weight.view(-1, *([1] * (x.dim() - 1)))
         return scatter(messages, dst, dim=0, dim_size=adj.num_dst, reduce=reduce)
     shape = x.shape
-    flat = x.reshape(shape[0], -1)
+    flat = x.reshape(shape[0], math.prod(shape[1:]))  # explicit width: a graph may have 0 nodes
     values = (torch.ones(adj.num_edges, dtype=x.dtype, device=x.device) if edge_weight is None
               else edge_weight.to(x.dtype).index_select(0, adj.perm))
     out = _SpMM.apply(values, flat.contiguous(), adj)
@@ -325,6 +326,7 @@ def reduce_edges(messages: Tensor, index: Tensor, num_nodes: int, reduce: str = 
     """
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
+    index = _long(index)
     if reduce not in ("sum", "mean") or messages.size(0) == 0 or not use_csr_path():
         return scatter(messages, index, dim=0, dim_size=num_nodes, reduce=reduce)
     if adj is None:
@@ -332,10 +334,15 @@ def reduce_edges(messages: Tensor, index: Tensor, num_nodes: int, reduce: str = 
             return scatter(messages, index, dim=0, dim_size=num_nodes, reduce=reduce)
         adj = Adjacency(torch.stack([index, index]), num_nodes, num_nodes)
     shape = messages.shape
-    out = _IncidenceSum.apply(messages.reshape(shape[0], -1).contiguous(), index, adj)
+    out = _IncidenceSum.apply(messages.reshape(shape[0], math.prod(shape[1:])).contiguous(), index, adj)
     if reduce == "mean":
         out = out / adj.in_degree.clamp(min=1).to(out.dtype).unsqueeze(-1)
     return out.reshape(num_nodes, *shape[1:])
+
+
+def _long(index: Tensor) -> Tensor:
+    """``index`` as int64: scatter reductions with int32 indices give wrong gradients (torch 2.13)."""
+    return index if index.dtype == torch.int64 else index.long()
 
 
 def softmax_edges(scores: Tensor, index: Tensor, num_nodes: int, adj: Adjacency | None = None) -> Tensor:
@@ -350,6 +357,7 @@ def softmax_edges(scores: Tensor, index: Tensor, num_nodes: int, adj: Adjacency 
     """
     if scores.size(0) == 0:
         return scores
+    index = _long(index)
     peak = scatter(scores.detach(), index, dim=0, dim_size=num_nodes, reduce="max")
     peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
     weights = (scores - peak.index_select(0, index)).exp()

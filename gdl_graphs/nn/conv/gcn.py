@@ -5,12 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch_geometric import nn as pyg_nn
+from torch_geometric.nn.conv.gcn_conv import gcn_norm as pyg_gcn_norm
 
 from gdl_graphs.nn import aggregate
-from gdl_graphs.nn.conv.base import FastPathConv
+from gdl_graphs.nn.conv.base import DropInConv
+from gdl_graphs.nn.validation import check_edge_weight_dtype
 
 
-class GCNConv(FastPathConv, pyg_nn.GCNConv):
+class GCNConv(DropInConv, pyg_nn.GCNConv):
     r"""Graph convolution :math:`\mathbf{X}' = \hat{\mathbf{D}}^{-1/2}\hat{\mathbf{A}}\hat{\mathbf{D}}^{-1/2}
     \mathbf{X}\mathbf{\Theta} + \mathbf{b}`, with :math:`\hat{\mathbf{A}} = \mathbf{A} + \mathbf{I}` (self-loops)
     and :math:`\hat{D}_{ii} = \sum_j \hat{A}_{ij}`; per node
@@ -30,16 +32,18 @@ class GCNConv(FastPathConv, pyg_nn.GCNConv):
     -> [N, out_channels].
     """
 
+    static_graphs = True
+
     def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None) -> Tensor:
-        if isinstance(x, (tuple, list)):
-            return super().forward(x, edge_index, edge_weight)  # PyG's error for bipartite input
-        if self.cached and self._cached_edge_index is not None:
-            adj, values, loop = self._cached_edge_index
+        self._check_node_input(x, edge_index)
+        check_edge_weight_dtype(edge_weight, x)
+        if not self._fast_path_applies(x, edge_index):
+            return super().forward(x, self._pyg_edge_index(edge_index), edge_weight)
+        if self.cached and self.normalize:
+            adj, values, loop = self._cached_normalisation(x, edge_index, edge_weight)
         else:
             edge_index, edge_weight, adj = self._graph(x, edge_index, edge_weight)
             values, loop = self._normalisation(adj, edge_weight, x.dtype)
-            if self.cached:
-                self._cached_edge_index = (adj, values, loop)
         h = self.lin(x)
         out = aggregate.spmm(adj, h, values)
         if loop is not None:
@@ -47,6 +51,16 @@ class GCNConv(FastPathConv, pyg_nn.GCNConv):
         if self.bias is not None:
             out = out + self.bias
         return out
+
+    def _cached_normalisation(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None):
+        """``cached=True``: PyG's normalised graph of the first call, stored where PyG keeps it, so both paths
+        (and a state saved by either) reuse the same graph for every later call, as in PyG."""
+        if self._cached_edge_index is None:
+            edge_index, edge_weight, _ = self._graph(x, edge_index, edge_weight)
+            self._cached_edge_index = pyg_gcn_norm(edge_index, edge_weight, x.size(0), self.improved,
+                                                   self.add_self_loops, self.flow, x.dtype)
+        edge_index, values = self._cached_edge_index
+        return aggregate.adjacency(edge_index, x.size(0)), values, None
 
     def _normalisation(self, adj: aggregate.Adjacency, edge_weight: Tensor | None,
                        dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
