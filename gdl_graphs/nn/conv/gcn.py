@@ -64,14 +64,39 @@ class GCNConv(DropInConv, pyg_nn.GCNConv):
 
     def _normalisation(self, adj: aggregate.Adjacency, edge_weight: Tensor | None,
                        dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
-        """Per-edge values (edge order) and per-node self-loop values of the normalised adjacency."""
-        key = ("gcn", self.improved, self.add_self_loops, self.normalize, dtype)
-        if edge_weight is None and key in adj.derived:
-            return adj.derived[key]
-        result = gcn_normalisation(adj, edge_weight, self.improved, self.add_self_loops, self.normalize, dtype)
-        if edge_weight is None and not torch.compiler.is_compiling():
-            adj.derived[key] = result
-        return result
+        """Per-edge values (edge order) and per-node self-loop values of the normalised adjacency; without edge
+        weights they are computed once per graph and cached with it (compiled code reads the same cache)."""
+        if edge_weight is not None or not self.normalize:
+            return gcn_normalisation(adj, edge_weight, self.improved, self.add_self_loops, self.normalize, dtype)
+        if torch.compiler.is_compiling():
+            values, loop = torch.ops.gdl_graphs.gcn_normalisation(adj.key, adj.num_dst, self.improved,
+                                                                  self.add_self_loops, dtype)
+            return values, (loop if self.add_self_loops else None)
+        return _unweighted_normalisation(adj, self.improved, self.add_self_loops, dtype)
+
+
+def _unweighted_normalisation(adj: aggregate.Adjacency, improved: bool, add_self_loops: bool,
+                              dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
+    key = ("gcn", improved, add_self_loops, dtype)
+    if key not in adj.derived:
+        adj.derived[key] = gcn_normalisation(adj, None, improved, add_self_loops, True, dtype)
+    return adj.derived[key]
+
+
+@torch.library.custom_op("gdl_graphs::gcn_normalisation", mutates_args=())
+def _cached_gcn_normalisation(edge_index: Tensor, num_nodes: int, improved: bool, add_self_loops: bool,
+                              dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """The cached unweighted normalisation of ``edge_index``'s graph, for compiled code (copies: compiled code may
+    reuse the memory of an operator's outputs)."""
+    values, loop = _unweighted_normalisation(aggregate.adjacency(edge_index, num_nodes), improved, add_self_loops,
+                                             dtype)
+    return values.clone(), (values.new_zeros(0) if loop is None else loop.clone())
+
+
+@_cached_gcn_normalisation.register_fake
+def _(edge_index, num_nodes, improved, add_self_loops, dtype):
+    return (edge_index.new_empty(edge_index.size(1), dtype=dtype),
+            edge_index.new_empty(num_nodes if add_self_loops else 0, dtype=dtype))
 
 
 def gcn_normalisation(adj: aggregate.Adjacency, edge_weight: Tensor | None, improved: bool, add_self_loops: bool,
