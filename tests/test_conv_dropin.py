@@ -241,3 +241,159 @@ def test_repr_is_pygs(name):
 def test_edge_network_conv_is_nnconv():
     assert gnn.EdgeNetworkConv is gnn.NNConv
     assert repr(gnn.NNConv(2, 3, nn.Linear(1, 6))).startswith("NNConv(2, 3, aggr=add")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# PyG machinery on our layers: GNNExplainer, hooks at every stage
+# ----------------------------------------------------------------------------------------------------------------
+def test_gnn_explainer_with_edge_masks_runs_on_our_layers_as_on_pygs():
+    from torch_geometric.explain import Explainer, GNNExplainer
+
+    class Net(nn.Module):
+        def __init__(self, lib):
+            super().__init__()
+            self.conv1, self.conv2 = lib.GCNConv(IN, 8), lib.GATConv(8, OUT, heads=1)
+
+        def forward(self, x, edge_index):
+            return self.conv2(self.conv1(x, edge_index).relu(), edge_index)
+
+    x = torch.randn(N, IN, generator=torch.Generator().manual_seed(0))
+    masks = []
+    for lib in (gnn, pyg):
+        torch.manual_seed(0)
+        model = Net(lib)
+        if lib is pyg:
+            model.load_state_dict(ours_state)
+        ours_state = model.state_dict()
+        explainer = Explainer(model, GNNExplainer(epochs=5), explanation_type="model", edge_mask_type="object",
+                              node_mask_type="attributes",
+                              model_config=dict(mode="multiclass_classification", task_level="node",
+                                                return_type="raw"))
+        torch.manual_seed(1)
+        explanation = explainer(x, EDGE_INDEX, index=1)
+        assert explanation.edge_mask.shape == (EDGE_INDEX.size(1),)
+        masks.append(explanation.edge_mask)
+    torch.testing.assert_close(masks[0], masks[1], atol=1e-5, rtol=1e-5)
+
+
+def test_message_and_aggregate_hooks_fire():
+    layer = gnn.SAGEConv(IN, OUT)
+    seen = []
+    layer.register_message_forward_hook(lambda module, inputs, out: seen.append("message"))
+    layer.register_aggregate_forward_hook(lambda module, inputs, out: seen.append("aggregate"))
+    layer(torch.randn(N, IN), EDGE_INDEX)
+    assert seen == ["message", "aggregate"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# torch.compile: no graph breaks, the CSR operators stay in the compiled graph, same outputs and gradients
+# ----------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["GCNConv", "GINConv", "GINEConv", "SAGEConv", "GATConv", "GATConv-edge",
+                                  "GATv2Conv-edge", "NNConv", "PNAConv"])
+def test_compiled_fast_path_has_no_graph_breaks_and_matches_eager(name):
+    import torch._dynamo
+
+    factory, edge_kind = LAYERS[name]
+    torch.manual_seed(0)
+    layer = factory(gnn)
+    args, _ = _arguments(CASES[0], edge_kind, torch.float32)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(layer)(*args)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    targets = {str(node.target) for graph in explanation.graphs for node in graph.graph.nodes}
+    assert any(t.startswith("gdl_graphs.") for t in targets), "the compiled graph lost the CSR operators"
+    torch._dynamo.reset()
+    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
+    (out_c, *grads_c) = _evaluate(compiled, args, {})[0] + _evaluate(compiled, args, {})[1]
+    (out_e, *grads_e) = _evaluate(layer, args, {})[0] + _evaluate(layer, args, {})[1]
+    torch.testing.assert_close(out_c, out_e, atol=1e-6, rtol=1e-6)
+    for a, b in zip(grads_c, grads_e):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["GATConv", "GATv2Conv"])
+def test_compiled_attention_weights_are_pygs(name):
+    """return_attention_weights under compile gives PyG's edge list (PyG's path: the list's size depends on data)."""
+    factory, _ = LAYERS[name]
+    torch.manual_seed(0)
+    layer = factory(gnn)
+    reference = factory(pyg)
+    reference.load_state_dict(layer.state_dict())
+    x = torch.randn(N, IN)
+    out, (edges, alpha) = torch.compile(layer, backend="aot_eager")(x, EDGE_INDEX, return_attention_weights=True)
+    out_r, (edges_r, alpha_r) = reference(x, EDGE_INDEX, return_attention_weights=True)
+    assert torch.equal(edges, edges_r)
+    torch.testing.assert_close(alpha, alpha_r, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(out, out_r, atol=1e-6, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bad layer inputs (issue 16): a ValueError naming the argument, in every conv layer
+# ----------------------------------------------------------------------------------------------------------------
+ALL_LAYERS = {**{name: LAYERS[name] for name in ("GCNConv", "GINConv", "GINEConv", "SAGEConv", "GATConv-edge",
+                                                  "GATv2Conv-edge", "NNConv", "PNAConv")},
+              "MPNNConv": (lambda m, **kw: m.MPNNConv(IN, IN, edge_dim=EDGE), "attr"),
+              "GatedGCNConv": (lambda m, **kw: m.GatedGCNConv(IN, OUT, edge_dim=EDGE, residual=False), "attr")}
+
+
+def _bad_call(name, mutate):
+    factory, edge_kind = ALL_LAYERS[name]
+    layer = factory(gnn)
+    args, _ = _arguments(CASES[0], edge_kind, torch.float32)
+    return layer, mutate(list(args))
+
+
+BAD_INPUTS = {
+    "float64 x": (lambda a: [a[0].double(), *a[1:]], r"x has dtype torch.float64, but \w+'s parameters are "
+                                                      r"torch.float32"),
+    "wrong width": (lambda a: [a[0][:, :3], *a[1:]], r"x has 3 features, but the layer was built with"),
+    "integer x": (lambda a: [a[0].long(), *a[1:]], r"x must be a floating-point tensor"),
+    "x on another device": (lambda a: [a[0].to("meta"), *a[1:]], r"x is on meta, but \w+'s parameters are on cpu"),
+    "edge_index on another device": (lambda a: [a[0], a[1].to("meta"), *a[2:]], r"edge_index is on meta"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_INPUTS))
+@pytest.mark.parametrize("name", list(ALL_LAYERS))
+def test_bad_layer_input_names_the_argument(name, bad):
+    mutate, message = BAD_INPUTS[bad]
+    layer, args = _bad_call(name, mutate)
+    with pytest.raises(ValueError, match=message):
+        layer(*args)
+
+
+@pytest.mark.parametrize("name", [n for n, (_, kind) in ALL_LAYERS.items() if kind == "attr"] + ["GATConv-edge"])
+def test_float64_edge_attr_names_edge_attr(name):
+    layer, args = _bad_call(name, lambda a: [a[0], a[1], a[2].double()])
+    with pytest.raises(ValueError, match="edge_attr has dtype torch.float64"):
+        layer(*args)
+
+
+def test_gcn_edge_weight_of_another_dtype_is_refused():
+    """PyG would return a float64 output for float32 x and float64 weights; ours refuses rather than differ."""
+    x = torch.randn(N, IN)
+    with pytest.raises(ValueError, match="edge_weight has dtype torch.float64, but x has torch.float32"):
+        gnn.GCNConv(IN, OUT)(x, EDGE_INDEX, torch.rand(EDGE_INDEX.size(1), dtype=torch.float64))
+    with pytest.raises(ValueError, match="edge_weight must be a floating-point tensor"):
+        gnn.GCNConv(IN, OUT)(x, EDGE_INDEX, torch.ones(EDGE_INDEX.size(1), dtype=torch.long))
+
+
+def test_gin_width_is_read_from_its_mlp_only_when_it_can_be():
+    class Custom(nn.Module):  # the first Linear registered is not the one applied first: no width check
+        def __init__(self):
+            super().__init__()
+            self.late, self.early = nn.Linear(OUT, OUT), nn.Linear(IN, OUT)
+
+        def forward(self, x):
+            return self.late(self.early(x))
+
+    assert gnn.GINConv(Custom())(torch.randn(N, IN), EDGE_INDEX).shape == (N, OUT)
+    with pytest.raises(ValueError, match="x has 3 features"):
+        gnn.GINConv(pyg.MLP([IN, 5, OUT]))(torch.randn(N, 3), EDGE_INDEX)
+
+
+def test_autocast_inputs_are_not_refused_for_their_dtype():
+    layer = gnn.GCNConv(IN, OUT)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(torch.randn(N, IN).bfloat16(), EDGE_INDEX)
+    assert out.shape == (N, OUT)

@@ -379,7 +379,7 @@ def spmm(adj: Adjacency, x: Tensor, edge_weight: Tensor | None = None, reduce: s
         # per-head weights: one gather of [E, H, C] messages and one reduction (fewer passes than H products)
         messages = x.index_select(0, adj.edge_index[0]) * edge_weight.to(x.dtype).unsqueeze(-1)
         return reduce_edges(messages, adj.edge_index[1], adj.num_dst, reduce, adj=adj)
-    if not use_csr_path():
+    if not use_csr_path() or not _csr_kernel_for(x):
         src, dst = adj.edge_index[0], _long(adj.edge_index[1])
         messages = x.index_select(0, src)
         if edge_weight is not None:
@@ -419,7 +419,8 @@ def reduce_edges(messages: Tensor, index: Tensor, num_nodes: int, reduce: str = 
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
     index = _long(index)
-    if reduce not in ("sum", "mean") or messages.size(0) == 0 or not use_csr_path():
+    if (reduce not in ("sum", "mean") or messages.size(0) == 0 or not use_csr_path()
+            or not _csr_kernel_for(messages)):
         return scatter(messages, index, dim=0, dim_size=num_nodes, reduce=reduce)
     if adj is None:
         if not is_deterministic():
@@ -431,6 +432,12 @@ def reduce_edges(messages: Tensor, index: Tensor, num_nodes: int, reduce: str = 
     if reduce == "mean":
         out = out / adj.in_degree.clamp(min=1).to(out.dtype).unsqueeze(-1)
     return out.reshape(num_nodes, *shape[1:])
+
+
+def _csr_kernel_for(x: Tensor) -> bool:
+    """Whether sparse CSR products exist for ``x``'s dtype on its device (MKL on CPU has none for half types,
+    which autocast produces)."""
+    return x.device.type != "cpu" or x.dtype in (torch.float32, torch.float64)
 
 
 def _long(index: Tensor) -> Tensor:

@@ -11,8 +11,8 @@ from torch_geometric.nn import MessagePassing
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
 from gdl_graphs.nn import aggregate
-from gdl_graphs.nn.validation import (as_edge_index, check_edge_index, check_edge_weight, check_features,
-                                      check_node_input, check_same_device)
+from gdl_graphs.nn.validation import (as_edge_index, check_edge_index, check_edge_weight, check_node_input,
+                                      check_same_device)
 
 # PyG's per-instance hook registries (``register_propagate_forward_pre_hook`` and friends)
 _HOOK_REGISTRIES = ("_propagate_forward_pre_hooks", "_propagate_forward_hooks", "_message_forward_pre_hooks",
@@ -30,7 +30,8 @@ class FastPathConv:
                in_channels: int | None = None) -> tuple[Tensor, Tensor | None, aggregate.Adjacency]:
         """Validate inputs; return ``edge_index`` (sparse inputs converted), ``edge_weight`` and the adjacency."""
         channels = self.in_channels if in_channels is None else in_channels
-        check_features(x, channels[0] if isinstance(channels, (tuple, list)) else channels)
+        check_node_input(x, self, channels[0] if isinstance(channels, (tuple, list)) else channels)
+        check_same_device(edge_index, x)
         edge_index, edge_weight = as_edge_index(edge_index, edge_weight)
         check_edge_index(edge_index, x.size(0))
         check_edge_weight(edge_weight, edge_index.size(1))

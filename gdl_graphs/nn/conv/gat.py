@@ -25,8 +25,8 @@ class _AttentionConv(DropInConv):
         self._check_node_input(x, edge_index)
         if edge_attr is not None:
             if self.lin_edge is None and self.edge_attr_needs_edge_dim:
-                raise ValueError(f"{type(self).__name__} was built with edge_dim=None and takes no edge_attr; set edge_dim to "
-                                 "use edge features")
+                raise ValueError(f"{type(self).__name__} was built with edge_dim=None and takes no edge_attr; set "
+                                 f"edge_dim to use edge features")
             if self.lin_edge is not None:
                 check_matches_layer(edge_attr, self, "edge_attr")
         return (self._fast_path_applies(x, edge_index, size)
