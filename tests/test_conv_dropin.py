@@ -397,3 +397,22 @@ def test_autocast_inputs_are_not_refused_for_their_dtype():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = layer(torch.randn(N, IN).bfloat16(), EDGE_INDEX)
     assert out.shape == (N, OUT)
+
+
+def test_sparse_node_features_take_pygs_path():
+    x = torch.randn(N, IN).relu().to_sparse()
+    torch.manual_seed(0)
+    ours, theirs = gnn.GCNConv(IN, OUT), pyg.GCNConv(IN, OUT)
+    theirs.load_state_dict(ours.state_dict())
+    torch.testing.assert_close(ours(x, EDGE_INDEX), theirs(x, EDGE_INDEX), atol=1e-6, rtol=1e-6)
+
+
+def test_settings_changed_after_construction_are_honoured():
+    """PyG's own tests switch ``flow`` and ``decomposed_layers`` on a built layer: so may users."""
+    x = torch.randn(N, IN)
+    torch.manual_seed(0)
+    ours, theirs = gnn.SAGEConv(IN, OUT), pyg.SAGEConv(IN, OUT)
+    theirs.load_state_dict(ours.state_dict())
+    for layer in (ours, theirs):
+        layer.flow, layer.decomposed_layers = "target_to_source", 2
+    torch.testing.assert_close(ours(x, EDGE_INDEX), theirs(x, EDGE_INDEX), atol=1e-6, rtol=1e-6)

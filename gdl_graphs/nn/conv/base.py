@@ -43,7 +43,7 @@ class DropInConv(FastPathConv):
 
     Combined with a PyG layer class (``class GCNConv(DropInConv, torch_geometric.nn.GCNConv)``) it keeps that class's
     constructor, parameters, ``state_dict`` and ``__repr__``. A layer's ``forward`` takes the fast path only for the
-    inputs it reproduces exactly (:meth:`_fast_path_applies`: one ``x`` tensor ``[N, F]``, a plain ``edge_index``
+    inputs it reproduces exactly (:meth:`_fast_path_applies`: one dense ``x`` ``[N, F]``, a plain ``edge_index``
     tensor, no ``size``, PyG's default flow, no propagate hooks, no explainer, no ``decomposed_layers``); every
     other input is passed to PyG's own ``forward``, so its answer is PyG's by construction.
 
@@ -69,7 +69,7 @@ class DropInConv(FastPathConv):
 
     def _fast_path_applies(self, x, edge_index, size=None) -> bool:
         """Whether the fast path computes exactly what PyG's ``forward`` would for these inputs."""
-        return (isinstance(x, Tensor) and x.dim() == 2 and size is None
+        return (isinstance(x, Tensor) and x.dim() == 2 and x.layout == torch.strided and size is None
                 and isinstance(edge_index, Tensor) and not isinstance(edge_index, EdgeIndex)
                 and edge_index.layout == torch.strided
                 and self.flow == "source_to_target" and not self.explain and self.decomposed_layers == 1
