@@ -411,7 +411,7 @@ def test_settings_changed_after_construction_are_honoured():
     """PyG's own tests switch ``flow`` and ``decomposed_layers`` on a built layer: so may users."""
     x = torch.randn(N, IN)
     torch.manual_seed(0)
-    ours, theirs = gnn.SAGEConv(IN, OUT), pyg.SAGEConv(IN, OUT)
+    ours, theirs = gnn.GCNConv(IN, OUT), pyg.GCNConv(IN, OUT)
     theirs.load_state_dict(ours.state_dict())
     for layer in (ours, theirs):
         layer.flow, layer.decomposed_layers = "target_to_source", 2
