@@ -9,18 +9,19 @@ Two kinds of aggregation occur in message passing:
 
 Paths, chosen here and nowhere else:
 
-* **CSR path** (default in eager mode): the graph batch is converted once into a target-major CSR structure
-  (:class:`Adjacency`, cached per ``edge_index`` tensor and reused by every layer of the forward and backward pass).
-  Linear aggregation is a CSR sparse-dense matmul (MKL on CPU, cuSPARSE on GPU) whose backward multiplies by a cached
-  transposed CSR; sums and means of edge messages are a matmul with the ``[N, E]`` incidence matrix, whose backward
-  is a gather. No atomics are involved, so results are bit-identical run to run.
-* **Scatter path**: index gathers and scatter reductions. Used for ``min``/``max``/``mul`` reductions and while
-  :func:`torch.compile` traces a layer (sparse tensors and the Python-side cache would break the graph; Inductor fuses
-  the scatter path instead).
+* **CSR path** (sums and means, eager and compiled): the graph batch is converted once into a target-major CSR
+  structure (:class:`Adjacency`, cached per ``edge_index`` tensor and reused by every layer of the forward and
+  backward pass). Linear aggregation is a CSR sparse-dense matmul (MKL on CPU, cuSPARSE on GPU) whose backward
+  multiplies by a cached transposed CSR; sums and means of edge messages are a matmul with the ``[N, E]`` incidence
+  matrix, whose backward is a gather. No atomics are involved, so results are bit-identical run to run. The products
+  are custom operators (``torch.ops.gdl_graphs.*``) that look the structure up in the cache, so :func:`torch.compile`
+  keeps them, with no graph breaks.
+* **Scatter path**: index gathers and scatter reductions. Used for ``min``/``max``/``mul`` reductions, for sums of
+  edge messages that come without an :class:`Adjacency`, and for half-precision sums on CPU (no MKL kernels).
 
 :func:`set_deterministic` / :func:`deterministic` (or ``torch.use_deterministic_algorithms(True)``) also send sums
-over edges that come without a cached :class:`Adjacency` through a sorted, atomics-free reduction. Compiled code
-uses the scatter path; on GPU, make it deterministic with ``torch.use_deterministic_algorithms(True)``.
+over edges that come without a cached :class:`Adjacency` through a sorted, atomics-free reduction. On GPU, make
+scatter reductions deterministic with ``torch.use_deterministic_algorithms(True)``.
 """
 
 from __future__ import annotations
