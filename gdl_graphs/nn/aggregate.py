@@ -93,8 +93,7 @@ class Adjacency:
         self.self_loops = self_loops
         self.num_src, self.num_dst = int(num_src), int(num_dst)
         self.num_edges = int(edge_index.size(1))
-        self.index_dtype = (torch.int32 if max(self.num_src, self.num_dst, self.num_edges) < 2 ** 31 - 1
-                            else torch.int64)
+        self.index_dtype = _index_dtype(self.num_src, self.num_dst, self.num_edges)
         self._structure: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
         self._transpose: tuple[Tensor, Tensor, Tensor] | None = None
         self._incidence: Tensor | None = None
@@ -173,6 +172,11 @@ class Adjacency:
 
     def __repr__(self) -> str:
         return f"Adjacency(num_src={self.num_src}, num_dst={self.num_dst}, num_edges={self.num_edges})"
+
+
+def _index_dtype(*sizes: int) -> torch.dtype:
+    """int32 CSR indices where every size fits (faster kernels), else int64."""
+    return torch.int32 if max(sizes) < 2 ** 31 - 1 else torch.int64
 
 
 def _offsets(counts: Tensor, dtype: torch.dtype) -> Tensor:
@@ -274,9 +278,7 @@ def _csr_in_degree(key: Tensor, self_loops: bool, num_src: int, num_dst: int) ->
 
 @_csr_in_degree.register_fake
 def _(key, self_loops, num_src, num_dst):
-    index_dtype = torch.int32 if max(num_src, num_dst, _num_csr_edges(key, self_loops, num_dst)) < 2 ** 31 - 1 \
-        else torch.int64
-    return key.new_empty(num_dst, dtype=index_dtype)
+    return key.new_empty(num_dst, dtype=_index_dtype(num_src, num_dst, _num_csr_edges(key, self_loops, num_dst)))
 
 
 @torch.library.custom_op("gdl_graphs::csr_spmm", mutates_args=())
