@@ -3,9 +3,14 @@
     python benchmarks/layers.py                         # CPU: Cora and a 100k-node / 1.6M-edge random graph
     python benchmarks/layers.py --device cuda --sizes 1000000:16000000:128
     python benchmarks/layers.py --markdown benchmarks/results/layers.md
+    python benchmarks/layers.py --compile --no-cora --sizes 10000:200000:64   # ours: eager vs torch.compile
 
 Every timed call of a gdl_graphs layer starts from an empty adjacency cache, so the CSR build is part of each
 measurement. Times are medians over ``--repeats`` runs after one warm-up run; the ratio is PyG time / our time.
+
+``--compile`` times our layers eager and under ``torch.compile`` (Inductor) instead, in the same run on the same
+inputs (compilation happens in two warm-up runs outside the timing); the ratio is eager time / compiled time, so
+values >= 1 mean compiling does not lose the fast path.
 """
 
 from __future__ import annotations
@@ -58,13 +63,13 @@ def _extra_pairs(channels: int) -> dict:
                       "attenuation"], deg=deg, edge_dim=EDGE_DIM, towers=1)
         extra["PNAConv"] = (lambda: gnn.PNAConv(channels, channels, **kwargs),
                             lambda: pyg.PNAConv(channels, channels, **kwargs), True)
-    if hasattr(gnn, "EdgeNetworkConv"):
+    if hasattr(gnn, "NNConv"):
         small = max(channels // 4, 4)
 
         def edge_net():
             return nn.Sequential(nn.Linear(EDGE_DIM, 16), nn.ReLU(), nn.Linear(16, small * small))
 
-        extra["NNConv"] = (lambda: gnn.EdgeNetworkConv(small, small, edge_net()),
+        extra["NNConv"] = (lambda: gnn.NNConv(small, small, edge_net()),
                            lambda: pyg.NNConv(small, small, edge_net()), True)
     return extra
 
@@ -93,8 +98,11 @@ def cora(device: torch.device, root: str | None, channels: int = 64):
     return x.to(device), data.edge_index.to(device), edge_attr.to(device)
 
 
-def time_fwd_bwd(layer, x, edge_index, edge_attr, repeats: int, ours: bool) -> float:
-    """Median seconds of one forward+backward pass (input gradient included)."""
+COMPILED_LAYERS = ("GCNConv", "SAGEConv", "GINConv", "GATConv", "GINEConv", "PNAConv")
+
+
+def time_fwd_bwd(layer, x, edge_index, edge_attr, repeats: int, ours: bool, warmups: int = 1) -> float:
+    """Median seconds of one forward+backward pass (input gradient included), after ``warmups`` untimed runs."""
     def step():
         if ours:
             aggregate.clear_cache()  # the CSR build is part of every measurement
@@ -109,7 +117,8 @@ def time_fwd_bwd(layer, x, edge_index, edge_attr, repeats: int, ours: bool) -> f
         _sync(x.device)
         return time.perf_counter() - start
 
-    step()  # warm-up
+    for _ in range(warmups):
+        step()
     return statistics.median(timed() for _ in range(repeats))
 
 
@@ -128,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (default: 3)")
     parser.add_argument("--data-root", default=None, help="data root holding Cora/raw (default: $GDL_DATA)")
     parser.add_argument("--markdown", type=Path, default=None, help="append the table to this markdown file")
+    parser.add_argument("--compile", action="store_true",
+                        help=f"time ours eager vs torch.compile instead of ours vs PyG (default layers: "
+                             f"{', '.join(COMPILED_LAYERS)})")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
@@ -140,24 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         n, e, c = (int(v) for v in spec.split(":"))
         graphs.append((f"random {n:,} / {e:,}, {c} ch", random_graph(n, e, c, device)))
 
-    header = "| layer | graph | PyG ms | gdl_graphs ms | speed-up |\n|---|---|---:|---:|---:|"
-    rows = []
-    print(header, flush=True)
     wanted = set(filter(None, args.layers.split(",")))
-    for graph_name, (x, edge_index, edge_attr) in graphs:
-        for name, (make_ours, make_pyg, edge) in layer_pairs(x.size(1)).items():
-            if wanted and name not in wanted:
-                continue
-            torch.manual_seed(0)
-            ours, theirs = make_ours().to(device), make_pyg().to(device)
-            theirs.load_state_dict(ours.state_dict())
-            ea = edge_attr if edge else None
-            xin = x[:, :ours.in_channels] if name == "NNConv" else x  # the edge network runs at a narrower width
-            t_pyg = time_fwd_bwd(theirs, xin, edge_index, ea, args.repeats, ours=False)
-            t_ours = time_fwd_bwd(ours, xin, edge_index, ea, args.repeats, ours=True)
-            row = f"| {name} | {graph_name} | {t_pyg * 1e3:.1f} | {t_ours * 1e3:.1f} | {t_pyg / t_ours:.2f}x |"
-            rows.append(row)
-            print(row, flush=True)
+    header, rows = (compile_rows if args.compile else pyg_rows)(graphs, wanted, device, args.repeats)
 
     if args.markdown is not None:
         machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
@@ -169,6 +165,53 @@ def main(argv: list[str] | None = None) -> int:
                     f"{' '.join(argv if argv is not None else sys.argv[1:])}`\n\n")
             f.write(header + "\n" + "\n".join(rows) + "\n")
     return 0
+
+
+def pyg_rows(graphs, wanted: set[str], device: torch.device, repeats: int) -> tuple[str, list[str]]:
+    """Ours against PyG's namesake, forward+backward, same weights and inputs."""
+    header = "| layer | graph | PyG ms | gdl_graphs ms | speed-up |\n|---|---|---:|---:|---:|"
+    rows = []
+    print(header, flush=True)
+    for graph_name, (x, edge_index, edge_attr) in graphs:
+        for name, (make_ours, make_pyg, edge) in layer_pairs(x.size(1)).items():
+            if wanted and name not in wanted:
+                continue
+            torch.manual_seed(0)
+            ours, theirs = make_ours().to(device), make_pyg().to(device)
+            theirs.load_state_dict(ours.state_dict())
+            ea = edge_attr if edge else None
+            xin = x[:, :ours.in_channels] if name == "NNConv" else x  # the edge network runs at a narrower width
+            t_pyg = time_fwd_bwd(theirs, xin, edge_index, ea, repeats, ours=False)
+            t_ours = time_fwd_bwd(ours, xin, edge_index, ea, repeats, ours=True)
+            row = f"| {name} | {graph_name} | {t_pyg * 1e3:.1f} | {t_ours * 1e3:.1f} | {t_pyg / t_ours:.2f}x |"
+            rows.append(row)
+            print(row, flush=True)
+    return header, rows
+
+
+def compile_rows(graphs, wanted: set[str], device: torch.device, repeats: int) -> tuple[str, list[str]]:
+    """Ours eager against ours under ``torch.compile`` (same module, weights and inputs), forward+backward."""
+    import torch._dynamo
+    header = ("| layer | graph | eager ms | compiled ms | eager / compiled |\n"
+              "|---|---|---:|---:|---:|")
+    rows = []
+    print(header, flush=True)
+    for graph_name, (x, edge_index, edge_attr) in graphs:
+        for name, (make_ours, _, edge) in layer_pairs(x.size(1)).items():
+            if name not in (wanted or COMPILED_LAYERS):
+                continue
+            torch.manual_seed(0)
+            layer = make_ours().to(device)
+            ea = edge_attr if edge else None
+            t_eager = time_fwd_bwd(layer, x, edge_index, ea, repeats, ours=True)
+            torch._dynamo.reset()
+            compiled = torch.compile(layer, fullgraph=True)
+            t_compiled = time_fwd_bwd(compiled, x, edge_index, ea, repeats, ours=True, warmups=2)
+            row = (f"| {name} | {graph_name} | {t_eager * 1e3:.1f} | {t_compiled * 1e3:.1f} | "
+                   f"{t_eager / t_compiled:.2f}x |")
+            rows.append(row)
+            print(row, flush=True)
+    return header, rows
 
 
 if __name__ == "__main__":

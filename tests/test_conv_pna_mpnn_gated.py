@@ -324,14 +324,19 @@ def test_sparse_adjacency_input(name):
     assert_close(got, expected, atol=1e-6, rtol=1e-5)
 
 
-def test_weighted_sparse_adjacency_gives_edge_features():
+def test_sparse_adjacency_values_are_edge_features_only_when_pyg_reads_them_so():
+    """PyG's NNConv takes edge features from a sparse adjacency only when its values are [E, D]; with plain
+    weights (1-D values) and no edge_attr it has none, and ours refuses, naming edge_attr."""
     conv = EdgeNetworkConv(CHANNELS, 4, nn.Linear(1, CHANNELS * 4), edge_dim=1)
     data = GRAPHS["isolated_nodes"]
     weight = torch.tensor([0.5, 2.0, -1.0, 3.0])
-    adj_t = torch.sparse_coo_tensor(data.edge_index.flip(0), weight, (6, 6), check_invariants=True)
-    adj_t = adj_t.coalesce().to_sparse_csr()
-    order = torch.argsort(data.edge_index[1] * 6 + data.edge_index[0])
-    assert_close(conv(data.x, adj_t), conv(data.x, data.edge_index[:, order], weight[order].unsqueeze(-1)))
+    adj_t = torch.sparse_coo_tensor(data.edge_index.flip(0), weight, (6, 6), check_invariants=True).coalesce()
+    with pytest.raises(ValueError, match="requires edge_attr"):
+        conv(data.x, adj_t.to_sparse_csr())
+    features = torch.sparse_coo_tensor(adj_t.indices(), adj_t.values().unsqueeze(-1), (6, 6, 1)).coalesce()
+    reference = pyg_nn.NNConv(CHANNELS, 4, nn.Linear(1, CHANNELS * 4))
+    reference.load_state_dict(conv.state_dict())
+    assert_close(conv(data.x, features), reference(data.x, features), atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))

@@ -4,8 +4,8 @@ aggregation path they share (:mod:`~gdl_graphs.nn.aggregate`)."""
 
 from gdl_graphs.nn.attention import GPSLayer, GraphTransformerLayer
 from gdl_graphs.nn.conv import (EdgeNetworkConv, GATConv, GATv2Conv, GatedGCNConv, GCNConv, GINConv, GINEConv,
-                                MPNNConv, PNAConv, SAGEConv)
+                                MPNNConv, NNConv, PNAConv, SAGEConv)
 from gdl_graphs.nn.equivariant import EGNN, EGNNLayer
 
 __all__ = ["EdgeNetworkConv", "EGNN", "EGNNLayer", "GATConv", "GATv2Conv", "GatedGCNConv", "GCNConv", "GINConv",
-           "GINEConv", "GPSLayer", "GraphTransformerLayer", "MPNNConv", "PNAConv", "SAGEConv"]
+           "GINEConv", "GPSLayer", "GraphTransformerLayer", "MPNNConv", "NNConv", "PNAConv", "SAGEConv"]

@@ -9,23 +9,25 @@ Two kinds of aggregation occur in message passing:
 
 Paths, chosen here and nowhere else:
 
-* **CSR path** (default in eager mode): the graph batch is converted once into a target-major CSR structure
-  (:class:`Adjacency`, cached per ``edge_index`` tensor and reused by every layer of the forward and backward pass).
-  Linear aggregation is a CSR sparse-dense matmul (MKL on CPU, cuSPARSE on GPU) whose backward multiplies by a cached
-  transposed CSR; sums and means of edge messages are a matmul with the ``[N, E]`` incidence matrix, whose backward
-  is a gather. No atomics are involved, so results are bit-identical run to run.
-* **Scatter path**: index gathers and scatter reductions. Used for ``min``/``max``/``mul`` reductions and while
-  :func:`torch.compile` traces a layer (sparse tensors and the Python-side cache would break the graph; Inductor fuses
-  the scatter path instead).
+* **CSR path** (sums and means, eager and compiled): the graph batch is converted once into a target-major CSR
+  structure (:class:`Adjacency`, cached per ``edge_index`` tensor and reused by every layer of the forward and
+  backward pass). Linear aggregation is a CSR sparse-dense matmul (MKL on CPU, cuSPARSE on GPU) whose backward
+  multiplies by a cached transposed CSR; sums and means of edge messages are a matmul with the ``[N, E]`` incidence
+  matrix, whose backward is a gather. No atomics are involved, so results are bit-identical run to run. The products
+  are custom operators (``torch.ops.gdl_graphs.*``) that look the structure up in the cache, so :func:`torch.compile`
+  keeps them, with no graph breaks.
+* **Scatter path**: index gathers and scatter reductions. Used for ``min``/``max``/``mul`` reductions, for sums of
+  edge messages that come without an :class:`Adjacency`, and for half-precision sums on CPU (no MKL kernels).
 
 :func:`set_deterministic` / :func:`deterministic` (or ``torch.use_deterministic_algorithms(True)``) also send sums
-over edges that come without a cached :class:`Adjacency` through a sorted, atomics-free reduction. Compiled code
-uses the scatter path; on GPU, make it deterministic with ``torch.use_deterministic_algorithms(True)``.
+over edges that come without a cached :class:`Adjacency` through a sorted, atomics-free reduction. On GPU, make
+scatter reductions deterministic with ``torch.use_deterministic_algorithms(True)``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 import weakref
 from typing import Iterator
@@ -78,15 +80,20 @@ class Adjacency:
     ``source_to_target`` flow). CSR position ``k`` holds edge ``perm[k]``; per-edge values given in edge order are
     moved into CSR order with ``values[perm]``. The transposed structure (for backward passes) is built on first use.
 
-    Obtain instances through :func:`adjacency`, which caches them per ``edge_index`` tensor.
+    Obtain instances through :func:`adjacency`, which caches them per ``edge_index`` tensor. ``key`` is the tensor
+    the structure is cached under (``edge_index`` itself, or the graph's without self-loops when ``self_loops``, see
+    :func:`with_self_loops`); the CSR operators receive ``(key, self_loops, num_src, num_dst)`` and find the
+    structure in the cache, which is how compiled code reaches it.
     """
 
-    def __init__(self, edge_index: Tensor, num_src: int, num_dst: int):
+    def __init__(self, edge_index: Tensor, num_src: int, num_dst: int, key: Tensor | None = None,
+                 self_loops: bool = False):
         self.edge_index = edge_index
+        self.key = edge_index if key is None else key
+        self.self_loops = self_loops
         self.num_src, self.num_dst = int(num_src), int(num_dst)
         self.num_edges = int(edge_index.size(1))
-        self.index_dtype = (torch.int32 if max(self.num_src, self.num_dst, self.num_edges) < 2 ** 31 - 1
-                            else torch.int64)
+        self.index_dtype = _index_dtype(self.num_src, self.num_dst, self.num_edges)
         self._structure: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
         self._transpose: tuple[Tensor, Tensor, Tensor] | None = None
         self._incidence: Tensor | None = None
@@ -105,7 +112,14 @@ class Adjacency:
     @property
     def perm(self) -> Tensor:
         """LongTensor [E]: CSR position ``k`` holds edge ``perm[k]``."""
+        if _compiling():
+            return torch.ops.gdl_graphs.csr_perm(*self.graph)
         return self._csr_structure()[0]
+
+    @property
+    def graph(self) -> tuple[Tensor, bool, int, int]:
+        """``(key, self_loops, num_src, num_dst)``: what the CSR operators need to find this structure."""
+        return self.key, self.self_loops, self.num_src, self.num_dst
 
     @property
     def row(self) -> Tensor:
@@ -125,6 +139,8 @@ class Adjacency:
     @property
     def in_degree(self) -> Tensor:
         """Number of incoming edges of each target node ``[num_dst]``."""
+        if _compiling():
+            return torch.ops.gdl_graphs.csr_in_degree(*self.graph)
         crow = self.crow
         return crow[1:] - crow[:-1]
 
@@ -156,6 +172,11 @@ class Adjacency:
 
     def __repr__(self) -> str:
         return f"Adjacency(num_src={self.num_src}, num_dst={self.num_dst}, num_edges={self.num_edges})"
+
+
+def _index_dtype(*sizes: int) -> torch.dtype:
+    """int32 CSR indices where every size fits (faster kernels), else int64."""
+    return torch.int32 if max(sizes) < 2 ** 31 - 1 else torch.int64
 
 
 def _offsets(counts: Tensor, dtype: torch.dtype) -> Tensor:
@@ -222,34 +243,123 @@ def adjacency(edge_index: Tensor, num_nodes: int | tuple[int, int]) -> Adjacency
 
 
 def use_csr_path() -> bool:
-    """Whether aggregations take the CSR path now: always in eager mode, never while being compiled."""
-    return not _compiling()
+    """Whether sums take the CSR path (eager and compiled alike); patched to ``False`` in tests to compare with the
+    scatter path."""
+    return True
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The CSR products as custom operators: opaque to torch.compile (no graph breaks, and Inductor runs the same MKL /
+# cuSPARSE kernels as eager mode). They find the graph's cached structure from (key, self_loops, num_src, num_dst).
+# ----------------------------------------------------------------------------------------------------------------
+def _resolve(key: Tensor, self_loops: bool, num_src: int, num_dst: int) -> Adjacency:
+    adj = adjacency(key, (num_src, num_dst))
+    return with_self_loops(adj)[0] if self_loops else adj
+
+
+def _num_csr_edges(key: Tensor, self_loops: bool, num_dst: int):
+    return key.size(1) + (num_dst if self_loops else 0)
+
+
+@torch.library.custom_op("gdl_graphs::csr_perm", mutates_args=())
+def _csr_perm(key: Tensor, self_loops: bool, num_src: int, num_dst: int) -> Tensor:
+    return _resolve(key, self_loops, num_src, num_dst).perm.clone()
+
+
+@_csr_perm.register_fake
+def _(key, self_loops, num_src, num_dst):
+    return key.new_empty(_num_csr_edges(key, self_loops, num_dst), dtype=torch.int64)
+
+
+@torch.library.custom_op("gdl_graphs::csr_in_degree", mutates_args=())
+def _csr_in_degree(key: Tensor, self_loops: bool, num_src: int, num_dst: int) -> Tensor:
+    return _resolve(key, self_loops, num_src, num_dst).in_degree.clone()
+
+
+@_csr_in_degree.register_fake
+def _(key, self_loops, num_src, num_dst):
+    return key.new_empty(num_dst, dtype=_index_dtype(num_src, num_dst, _num_csr_edges(key, self_loops, num_dst)))
+
+
+@torch.library.custom_op("gdl_graphs::csr_spmm", mutates_args=())
+def _csr_spmm(key: Tensor, self_loops: bool, num_src: int, num_dst: int, values: Tensor, x: Tensor) -> Tensor:
+    """``A_w @ x`` with ``values`` in CSR order and ``x`` ``[num_src, C]`` contiguous."""
+    return torch.sparse.mm(_resolve(key, self_loops, num_src, num_dst).csr(values), x)
+
+
+@_csr_spmm.register_fake
+def _(key, self_loops, num_src, num_dst, values, x):
+    return x.new_empty(num_dst, x.size(1))
+
+
+@torch.library.custom_op("gdl_graphs::csr_spmm_t", mutates_args=())
+def _csr_spmm_t(key: Tensor, self_loops: bool, num_src: int, num_dst: int, values: Tensor, grad: Tensor) -> Tensor:
+    """``A_w^T @ grad`` (the gradient of :func:`_csr_spmm` with respect to ``x``), on the cached transposed CSR."""
+    return torch.sparse.mm(_resolve(key, self_loops, num_src, num_dst).transpose_csr(values), grad)
+
+
+@_csr_spmm_t.register_fake
+def _(key, self_loops, num_src, num_dst, values, grad):
+    return grad.new_empty(num_src, grad.size(1))
+
+
+@torch.library.custom_op("gdl_graphs::csr_sddmm", mutates_args=())
+def _csr_sddmm(key: Tensor, self_loops: bool, num_src: int, num_dst: int, grad: Tensor, x: Tensor) -> Tensor:
+    """``<grad[i], x[j]>`` for each edge ``j -> i`` in CSR order (the gradient of :func:`_csr_spmm` w.r.t. values)."""
+    adj = _resolve(key, self_loops, num_src, num_dst)
+    return (grad.index_select(0, adj.row.long()) * x.index_select(0, adj.col.long())).sum(-1)
+
+
+@_csr_sddmm.register_fake
+def _(key, self_loops, num_src, num_dst, grad, x):
+    return x.new_empty(_num_csr_edges(key, self_loops, num_dst))
+
+
+def _spmm_setup(ctx, inputs, output):
+    key, self_loops, num_src, num_dst, values, x = inputs
+    ctx.graph = (self_loops, num_src, num_dst)
+    ctx.save_for_backward(key, values, x)
+
+
+def _spmm_backward(ctx, grad):
+    key, values, x = ctx.saved_tensors
+    graph = (key, *ctx.graph)
+    grad = grad.contiguous()
+    grad_values = _csr_sddmm(*graph, grad, x) if ctx.needs_input_grad[4] else None
+    grad_x = _csr_spmm_t(*graph, values, grad) if ctx.needs_input_grad[5] else None
+    return None, None, None, None, grad_values, grad_x
+
+
+_csr_spmm.register_autograd(_spmm_backward, setup_context=_spmm_setup)
+
+
+@torch.library.custom_op("gdl_graphs::incidence_sum", mutates_args=())
+def _incidence_sum(key: Tensor, self_loops: bool, num_src: int, num_dst: int, index: Tensor,
+                   messages: Tensor) -> Tensor:
+    """Sum of edge messages ``[E, C]`` per target, as a matmul with the ``[num_dst, E]`` incidence matrix."""
+    return torch.sparse.mm(_resolve(key, self_loops, num_src, num_dst).incidence(messages.dtype), messages)
+
+
+@_incidence_sum.register_fake
+def _(key, self_loops, num_src, num_dst, index, messages):
+    return messages.new_empty(num_dst, messages.size(1))
+
+
+def _incidence_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[4])
+
+
+def _incidence_backward(ctx, grad):
+    (index,) = ctx.saved_tensors
+    return None, None, None, None, None, grad.index_select(0, index)
+
+
+_incidence_sum.register_autograd(_incidence_backward, setup_context=_incidence_setup)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Linear aggregation: Y = A_w X
 # ----------------------------------------------------------------------------------------------------------------
-class _SpMM(torch.autograd.Function):
-    """``A_w @ X`` with a backward that reuses the cached transposed CSR structure."""
-
-    @staticmethod
-    def forward(ctx, values: Tensor, x: Tensor, adj: Adjacency) -> Tensor:
-        ctx.adj = adj
-        ctx.save_for_backward(values, x)
-        return torch.sparse.mm(adj.csr(values), x)
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        values, x = ctx.saved_tensors
-        adj: Adjacency = ctx.adj
-        grad_values = grad_x = None
-        if ctx.needs_input_grad[1]:
-            grad_x = torch.sparse.mm(adj.transpose_csr(values), grad_out.contiguous())
-        if ctx.needs_input_grad[0]:  # sampled dense-dense product: <grad_out[i], x[j]> for each edge j -> i
-            grad_values = (grad_out.index_select(0, adj.row.long()) * x.index_select(0, adj.col.long())).sum(-1)
-        return grad_values, grad_x, None
-
-
 def spmm(adj: Adjacency, x: Tensor, edge_weight: Tensor | None = None, reduce: str = "sum") -> Tensor:
     r"""Linear neighbourhood aggregation :math:`\mathbf{y}_i = \bigoplus_{j \to i} w_{ji}\, \mathbf{x}_j`.
 
@@ -272,17 +382,17 @@ def spmm(adj: Adjacency, x: Tensor, edge_weight: Tensor | None = None, reduce: s
         # per-head weights: one gather of [E, H, C] messages and one reduction (fewer passes than H products)
         messages = x.index_select(0, adj.edge_index[0]) * edge_weight.to(x.dtype).unsqueeze(-1)
         return reduce_edges(messages, adj.edge_index[1], adj.num_dst, reduce, adj=adj)
-    if not use_csr_path():
-        src, dst = adj.edge_index[0], adj.edge_index[1]
+    if not use_csr_path() or not _csr_kernel_for(x):
+        src, dst = adj.edge_index[0], _long(adj.edge_index[1])
         messages = x.index_select(0, src)
         if edge_weight is not None:
             messages = messages * edge_weight.view(-1, *([1] * (x.dim() - 1)))
         return scatter(messages, dst, dim=0, dim_size=adj.num_dst, reduce=reduce)
     shape = x.shape
-    flat = x.reshape(shape[0], -1)
+    flat = x.reshape(shape[0], math.prod(shape[1:]))  # explicit width: a graph may have 0 nodes
     values = (torch.ones(adj.num_edges, dtype=x.dtype, device=x.device) if edge_weight is None
               else edge_weight.to(x.dtype).index_select(0, adj.perm))
-    out = _SpMM.apply(values, flat.contiguous(), adj)
+    out = torch.ops.gdl_graphs.csr_spmm(*adj.graph, values, flat.contiguous())
     if reduce == "mean":
         out = out / adj.in_degree.clamp(min=1).to(out.dtype).unsqueeze(-1)
     return out.reshape(adj.num_dst, *shape[1:])
@@ -291,20 +401,6 @@ def spmm(adj: Adjacency, x: Tensor, edge_weight: Tensor | None = None, reduce: s
 # ----------------------------------------------------------------------------------------------------------------
 # Edge-message reduction
 # ----------------------------------------------------------------------------------------------------------------
-class _IncidenceSum(torch.autograd.Function):
-    """Sum of edge messages per target as a CSR incidence matmul; backward gathers the target gradients."""
-
-    @staticmethod
-    def forward(ctx, messages: Tensor, index: Tensor, adj: Adjacency) -> Tensor:
-        ctx.save_for_backward(index)
-        return torch.sparse.mm(adj.incidence(messages.dtype), messages)
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        (index,) = ctx.saved_tensors
-        return grad_out.index_select(0, index), None, None
-
-
 def reduce_edges(messages: Tensor, index: Tensor, num_nodes: int, reduce: str = "sum",
                  adj: Adjacency | None = None) -> Tensor:
     r"""Reduce per-edge messages onto their target nodes.
@@ -325,17 +421,31 @@ def reduce_edges(messages: Tensor, index: Tensor, num_nodes: int, reduce: str = 
     """
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
-    if reduce not in ("sum", "mean") or messages.size(0) == 0 or not use_csr_path():
+    index = _long(index)
+    if (reduce not in ("sum", "mean") or messages.size(0) == 0 or not use_csr_path()
+            or not _csr_kernel_for(messages)):
         return scatter(messages, index, dim=0, dim_size=num_nodes, reduce=reduce)
     if adj is None:
         if not is_deterministic():
             return scatter(messages, index, dim=0, dim_size=num_nodes, reduce=reduce)
         adj = Adjacency(torch.stack([index, index]), num_nodes, num_nodes)
     shape = messages.shape
-    out = _IncidenceSum.apply(messages.reshape(shape[0], -1).contiguous(), index, adj)
+    flat = messages.reshape(shape[0], math.prod(shape[1:])).contiguous()
+    out = torch.ops.gdl_graphs.incidence_sum(*adj.graph, index, flat)
     if reduce == "mean":
         out = out / adj.in_degree.clamp(min=1).to(out.dtype).unsqueeze(-1)
     return out.reshape(num_nodes, *shape[1:])
+
+
+def _csr_kernel_for(x: Tensor) -> bool:
+    """Whether sparse CSR products exist for ``x``'s dtype on its device (MKL on CPU has none for half types,
+    which autocast produces)."""
+    return x.device.type != "cpu" or x.dtype in (torch.float32, torch.float64)
+
+
+def _long(index: Tensor) -> Tensor:
+    """``index`` as int64: scatter reductions with int32 indices give wrong gradients (torch 2.13)."""
+    return index if index.dtype == torch.int64 else index.long()
 
 
 def softmax_edges(scores: Tensor, index: Tensor, num_nodes: int, adj: Adjacency | None = None) -> Tensor:
@@ -350,6 +460,7 @@ def softmax_edges(scores: Tensor, index: Tensor, num_nodes: int, adj: Adjacency 
     """
     if scores.size(0) == 0:
         return scores
+    index = _long(index)
     peak = scatter(scores.detach(), index, dim=0, dim_size=num_nodes, reduce="max")
     peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
     weights = (scores - peak.index_select(0, index)).exp()
@@ -372,7 +483,10 @@ def with_self_loops(adj: Adjacency) -> tuple[Adjacency, Tensor]:
         raise ValueError("self-loops need a square adjacency (num_src == num_dst)")
     loops = torch.arange(adj.num_dst, device=adj.edge_index.device, dtype=adj.edge_index.dtype)
     augmented = torch.cat([adj.edge_index, loops.unsqueeze(0).expand(2, -1)], dim=1)
-    result = (Adjacency(augmented, adj.num_src, adj.num_dst), adj.edge_index[0] == adj.edge_index[1])
+    if adj.self_loops:
+        raise ValueError("the graph already has its self-loops appended")
+    result = (Adjacency(augmented, adj.num_src, adj.num_dst, key=adj.key, self_loops=True),
+              adj.edge_index[0] == adj.edge_index[1])
     if not _compiling():
         adj.derived["self_loops"] = result
     return result

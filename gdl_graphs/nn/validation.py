@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch_geometric.nn import MLP
+from torch_geometric.nn.dense.linear import Linear as PyGLinear
 from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import is_sparse, to_edge_index
 
@@ -104,3 +106,90 @@ def optional_edge_features(edge_attr: Tensor | None, edge_weight: Tensor | None,
         edge_attr = edge_attr.unsqueeze(-1)
     check_edge_features(edge_attr, num_edges, edge_dim, True, layer)
     return edge_attr
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Layer inputs against the layer itself (dtype, device, width), for every conv layer
+# ----------------------------------------------------------------------------------------------------------------
+def first_parameter(module: torch.nn.Module) -> Tensor | None:
+    """A parameter of ``module`` (its dtype and device stand for the layer's), or ``None`` for a parameter-free one."""
+    return next(module.parameters(), None)
+
+
+def check_matches_layer(tensor: Tensor, module: torch.nn.Module, name: str) -> None:
+    """``tensor`` is floating point, on the layer's device and of its parameters' dtype (autocast excepted)."""
+    if not isinstance(tensor, Tensor):
+        raise ValueError(f"{name} must be a Tensor, got {type(tensor).__name__}")
+    if not tensor.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {tensor.dtype} (convert it with "
+                         f"{name}.float())")
+    param = first_parameter(module)
+    if param is None:
+        return
+    layer = type(module).__name__
+    if tensor.device != param.device:
+        raise ValueError(f"{name} is on {tensor.device}, but {layer}'s parameters are on {param.device}; move one "
+                         f"of them (e.g. {name}.to({str(param.device)!r}))")
+    if tensor.dtype != param.dtype and not torch.is_autocast_enabled(tensor.device.type):
+        raise ValueError(f"{name} has dtype {tensor.dtype}, but {layer}'s parameters are {param.dtype}; convert "
+                         f"one of them ({name}.to({param.dtype}) or layer.to({tensor.dtype}))")
+
+
+def check_node_input(x: Tensor, module: torch.nn.Module, in_channels: int, name: str = "x",
+                     static_graphs: bool = False) -> None:
+    """Node features of a conv layer: ``[N, in_channels]`` (or ``[*, N, in_channels]`` for layers that support
+    static graphs), floating point, matching the layer's dtype and device. ``in_channels <= 0`` skips the width."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a Tensor, got {type(x).__name__}")
+    if x.dim() != 2 and not (static_graphs and x.dim() > 2):
+        shape = f"[num_nodes, {in_channels if in_channels > 0 else 'num_features'}]"
+        extra = "" if static_graphs else f" ({type(module).__name__} does not take static-graph [B, N, F] input)"
+        raise ValueError(f"{name} must have shape {shape}, got {list(x.shape)}{extra}")
+    if in_channels > 0 and x.size(-1) != in_channels:
+        raise ValueError(f"{name} has {x.size(-1)} features, but the layer was built with in_channels={in_channels}")
+    check_matches_layer(x, module, name)
+
+
+def check_edge_weight_dtype(edge_weight: Tensor | None, x: Tensor) -> None:
+    """Per-edge weights must be floating point and of ``x``'s dtype (PyG would silently change the output dtype)."""
+    if edge_weight is None:
+        return
+    if not isinstance(edge_weight, Tensor) or not edge_weight.is_floating_point():
+        kind = edge_weight.dtype if isinstance(edge_weight, Tensor) else type(edge_weight).__name__
+        raise ValueError(f"edge_weight must be a floating-point tensor, got {kind}")
+    if edge_weight.dtype != x.dtype:
+        raise ValueError(f"edge_weight has dtype {edge_weight.dtype}, but x has {x.dtype}; convert it with "
+                         f"edge_weight.to({x.dtype})")
+    if edge_weight.device != x.device:
+        raise ValueError(f"edge_weight is on {edge_weight.device}, but x is on {x.device}")
+
+
+def check_same_device(edge_index, x: Tensor) -> None:
+    """``edge_index`` (or a sparse adjacency) lives on ``x``'s device."""
+    if isinstance(edge_index, Tensor) and edge_index.device != x.device:
+        raise ValueError(f"edge_index is on {edge_index.device}, but x is on {x.device}; move it with "
+                         f"edge_index.to({str(x.device)!r})")
+
+
+def input_width(nn: torch.nn.Module) -> int:
+    """The input width an MLP-like ``nn`` expects (``Linear``, PyG ``Linear``/``MLP``, or a ``Sequential`` starting
+    with one), or ``-1`` when it cannot be told without running it."""
+    first = nn[0] if isinstance(nn, torch.nn.Sequential) and len(nn) > 0 else nn
+    if isinstance(first, torch.nn.Linear):
+        return first.in_features
+    if isinstance(first, (PyGLinear, MLP)):
+        return first.in_channels if first.in_channels > 0 else -1
+    return -1
+
+
+def require_edge_attr(edge_attr: Tensor | None, edge_index, layer: str) -> None:
+    """Layers whose messages need edge features get them from ``edge_attr`` or, as PyG reads a sparse adjacency,
+    from its ``[E, edge_dim]`` values (a torch sparse tensor with a dense dimension, or a ``SparseTensor`` value)."""
+    if edge_attr is not None:
+        return
+    if isinstance(edge_index, SparseTensor) and edge_index.has_value():
+        return
+    if isinstance(edge_index, Tensor) and is_sparse(edge_index) and edge_index.dense_dim() > 0:
+        return
+    raise ValueError(f"{layer} requires edge_attr of shape [num_edges, edge_dim] (or a sparse adjacency whose "
+                     f"values are [num_edges, edge_dim] edge features)")

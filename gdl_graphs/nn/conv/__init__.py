@@ -8,9 +8,9 @@ from gdl_graphs.nn.conv.gat import GATConv, GATv2Conv
 from gdl_graphs.nn.conv.gated_gcn import GatedGCNConv
 from gdl_graphs.nn.conv.gcn import GCNConv
 from gdl_graphs.nn.conv.gin import GINConv, GINEConv
-from gdl_graphs.nn.conv.mpnn import EdgeNetworkConv, MPNNConv
+from gdl_graphs.nn.conv.mpnn import EdgeNetworkConv, MPNNConv, NNConv
 from gdl_graphs.nn.conv.pna import PNAConv
 from gdl_graphs.nn.conv.sage import SAGEConv
 
 __all__ = ["EdgeNetworkConv", "GATConv", "GATv2Conv", "GatedGCNConv", "GCNConv", "GINConv", "GINEConv",
-           "MPNNConv", "PNAConv", "SAGEConv"]
+           "MPNNConv", "NNConv", "PNAConv", "SAGEConv"]

@@ -8,16 +8,34 @@ from torch import Tensor
 from torch_geometric import nn as pyg_nn
 
 from gdl_graphs.nn import aggregate
-from gdl_graphs.nn.conv.base import FastPathConv
-from gdl_graphs.nn.validation import check_edge_features
+from gdl_graphs.nn.conv.base import DropInConv
+from gdl_graphs.nn.validation import check_edge_features, check_matches_layer
 
 
-class _AttentionConv(FastPathConv):
+_FAST_FILL_VALUES = ("mean", "add")  # string fill values of self-loop edge features computed here; others: PyG
+
+
+class _AttentionConv(DropInConv):
     """Shared forward of GAT and GATv2: self-loops, attention scores -> softmax -> weighted sum, head merge."""
 
+    edge_attr_needs_edge_dim = False  # PyG's GATConv ignores edge_attr without edge_dim; GATv2Conv refuses it
+
+    def _takes_fast_path(self, x, edge_index, edge_attr, size, return_attention_weights) -> bool:
+        """Validate the inputs; whether the fast path reproduces PyG's answer for them."""
+        self._check_node_input(x, edge_index)
+        if edge_attr is not None:
+            if self.lin_edge is None and self.edge_attr_needs_edge_dim:
+                raise ValueError(f"{type(self).__name__} was built with edge_dim=None and takes no edge_attr; set "
+                                 f"edge_dim to use edge features")
+            if self.lin_edge is not None:
+                check_matches_layer(edge_attr, self, "edge_attr")
+        return (self._fast_path_applies(x, edge_index, size)
+                and not (isinstance(self.fill_value, str) and self.fill_value not in _FAST_FILL_VALUES)
+                and not (return_attention_weights and torch.compiler.is_compiling()))
+
     def _attention_forward(self, x, edge_index, edge_attr, return_attention_weights):
-        edge_index, edge_weight, adj = self._graph(x, edge_index)
-        edge_attr = edge_weight if edge_attr is None else edge_attr
+        edge_attr = edge_attr if self.lin_edge is not None else None  # PyG's GATConv ignores it then
+        edge_index, _, adj = self._graph(x, edge_index)
         if edge_attr is not None:
             check_edge_features(edge_attr, edge_index.size(1), None, False, type(self).__name__)
         res = self.res(x) if self.res is not None else None
@@ -41,7 +59,7 @@ class _AttentionConv(FastPathConv):
         if self.bias is not None:
             out = out + self.bias
         if return_attention_weights:
-            if excluded is not None and not torch.compiler.is_compiling():
+            if excluded is not None:
                 keep = ~torch.cat([excluded, excluded.new_zeros(adj.num_dst)])
                 return out, (edge_index[:, keep], alpha[keep])
             return out, (edge_index, alpha)
@@ -59,8 +77,6 @@ def _with_loop_attr(edge_attr: Tensor, edge_index: Tensor, excluded: Tensor, fil
         if fill_value == "mean":
             count = aggregate.reduce_edges(kept, edge_index[1], num_nodes, "sum")
             loop_attr = loop_attr / count.clamp(min=1)
-        elif fill_value != "add":
-            raise ValueError(f"fill_value={fill_value!r} is not supported; use 'mean', 'add', a number or a tensor")
     else:
         loop_attr = torch.as_tensor(fill_value, dtype=edge_attr.dtype, device=edge_attr.device)
         loop_attr = loop_attr.expand(num_nodes, edge_attr.size(-1)) if loop_attr.dim() <= 1 else loop_attr
@@ -87,8 +103,8 @@ class GATConv(_AttentionConv, pyg_nn.GATConv):
 
     def forward(self, x, edge_index, edge_attr: Tensor | None = None, size=None,
                 return_attention_weights: bool | None = None):
-        if isinstance(x, (tuple, list)) or size is not None:
-            return super().forward(x, edge_index, edge_attr, size, return_attention_weights)
+        if not self._takes_fast_path(x, edge_index, edge_attr, size, return_attention_weights):
+            return super().forward(x, self._pyg_edge_index(edge_index), edge_attr, size, return_attention_weights)
         return self._attention_forward(x, edge_index, edge_attr, return_attention_weights)
 
     def _project(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -124,9 +140,11 @@ class GATv2Conv(_AttentionConv, pyg_nn.GATv2Conv):
     Shapes as in :class:`GATConv`.
     """
 
+    edge_attr_needs_edge_dim = True
+
     def forward(self, x, edge_index, edge_attr: Tensor | None = None, return_attention_weights: bool | None = None):
-        if isinstance(x, (tuple, list)):
-            return super().forward(x, edge_index, edge_attr, return_attention_weights)
+        if not self._takes_fast_path(x, edge_index, edge_attr, None, return_attention_weights):
+            return super().forward(x, self._pyg_edge_index(edge_index), edge_attr, return_attention_weights)
         return self._attention_forward(x, edge_index, edge_attr, return_attention_weights)
 
     def _project(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -9,7 +9,7 @@ from torch_geometric.nn.resolver import activation_resolver
 
 from gdl_graphs.nn import aggregate
 from gdl_graphs.nn.conv.base import FastPathConv
-from gdl_graphs.nn.validation import optional_edge_features
+from gdl_graphs.nn.validation import check_matches_layer, optional_edge_features
 
 GATE_EPS = 1e-6  # added to the sum of the gates, as in benchmarking-gnns
 
@@ -95,6 +95,8 @@ class GatedGCNConv(FastPathConv, torch.nn.Module):
     def forward(self, x: Tensor, edge_index, edge_attr: Tensor | None = None):
         edge_index, edge_weight, adj = self._graph(x, edge_index)
         edge_attr = optional_edge_features(edge_attr, edge_weight, edge_index.size(1), self.edge_dim, "GatedGCNConv")
+        if edge_attr is not None:
+            check_matches_layer(edge_attr, self, "edge_attr")
         src, dst = edge_index[0], edge_index[1]
         e_hat = self.D(x).index_select(0, src) + self.E(x).index_select(0, dst)  # [E, F']
         if self.C is not None:

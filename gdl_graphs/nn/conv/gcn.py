@@ -5,12 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch_geometric import nn as pyg_nn
+from torch_geometric.nn.conv.gcn_conv import gcn_norm as pyg_gcn_norm
 
 from gdl_graphs.nn import aggregate
-from gdl_graphs.nn.conv.base import FastPathConv
+from gdl_graphs.nn.conv.base import DropInConv
+from gdl_graphs.nn.validation import check_edge_weight_dtype
 
 
-class GCNConv(FastPathConv, pyg_nn.GCNConv):
+class GCNConv(DropInConv, pyg_nn.GCNConv):
     r"""Graph convolution :math:`\mathbf{X}' = \hat{\mathbf{D}}^{-1/2}\hat{\mathbf{A}}\hat{\mathbf{D}}^{-1/2}
     \mathbf{X}\mathbf{\Theta} + \mathbf{b}`, with :math:`\hat{\mathbf{A}} = \mathbf{A} + \mathbf{I}` (self-loops)
     and :math:`\hat{D}_{ii} = \sum_j \hat{A}_{ij}`; per node
@@ -30,16 +32,18 @@ class GCNConv(FastPathConv, pyg_nn.GCNConv):
     -> [N, out_channels].
     """
 
+    static_graphs = True
+
     def forward(self, x: Tensor, edge_index, edge_weight: Tensor | None = None) -> Tensor:
-        if isinstance(x, (tuple, list)):
-            return super().forward(x, edge_index, edge_weight)  # PyG's error for bipartite input
-        if self.cached and self._cached_edge_index is not None:
-            adj, values, loop = self._cached_edge_index
+        self._check_node_input(x, edge_index)
+        check_edge_weight_dtype(edge_weight, x)
+        if not self._fast_path_applies(x, edge_index):
+            return super().forward(x, self._pyg_edge_index(edge_index), edge_weight)
+        if self.cached and self.normalize:
+            adj, values, loop = self._cached_normalisation(x, edge_index, edge_weight)
         else:
             edge_index, edge_weight, adj = self._graph(x, edge_index, edge_weight)
             values, loop = self._normalisation(adj, edge_weight, x.dtype)
-            if self.cached:
-                self._cached_edge_index = (adj, values, loop)
         h = self.lin(x)
         out = aggregate.spmm(adj, h, values)
         if loop is not None:
@@ -48,16 +52,51 @@ class GCNConv(FastPathConv, pyg_nn.GCNConv):
             out = out + self.bias
         return out
 
+    def _cached_normalisation(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None):
+        """``cached=True``: PyG's normalised graph of the first call, stored where PyG keeps it, so both paths
+        (and a state saved by either) reuse the same graph for every later call, as in PyG."""
+        if self._cached_edge_index is None:
+            edge_index, edge_weight, _ = self._graph(x, edge_index, edge_weight)
+            self._cached_edge_index = pyg_gcn_norm(edge_index, edge_weight, x.size(0), self.improved,
+                                                   self.add_self_loops, self.flow, x.dtype)
+        edge_index, values = self._cached_edge_index
+        return aggregate.adjacency(edge_index, x.size(0)), values, None
+
     def _normalisation(self, adj: aggregate.Adjacency, edge_weight: Tensor | None,
                        dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
-        """Per-edge values (edge order) and per-node self-loop values of the normalised adjacency."""
-        key = ("gcn", self.improved, self.add_self_loops, self.normalize, dtype)
-        if edge_weight is None and key in adj.derived:
-            return adj.derived[key]
-        result = gcn_normalisation(adj, edge_weight, self.improved, self.add_self_loops, self.normalize, dtype)
-        if edge_weight is None and not torch.compiler.is_compiling():
-            adj.derived[key] = result
-        return result
+        """Per-edge values (edge order) and per-node self-loop values of the normalised adjacency; without edge
+        weights they are computed once per graph and cached with it (compiled code reads the same cache)."""
+        if edge_weight is not None or not self.normalize:
+            return gcn_normalisation(adj, edge_weight, self.improved, self.add_self_loops, self.normalize, dtype)
+        if torch.compiler.is_compiling():
+            values, loop = torch.ops.gdl_graphs.gcn_normalisation(adj.key, adj.num_dst, self.improved,
+                                                                  self.add_self_loops, dtype)
+            return values, (loop if self.add_self_loops else None)
+        return _unweighted_normalisation(adj, self.improved, self.add_self_loops, dtype)
+
+
+def _unweighted_normalisation(adj: aggregate.Adjacency, improved: bool, add_self_loops: bool,
+                              dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
+    key = ("gcn", improved, add_self_loops, dtype)
+    if key not in adj.derived:
+        adj.derived[key] = gcn_normalisation(adj, None, improved, add_self_loops, True, dtype)
+    return adj.derived[key]
+
+
+@torch.library.custom_op("gdl_graphs::gcn_normalisation", mutates_args=())
+def _cached_gcn_normalisation(edge_index: Tensor, num_nodes: int, improved: bool, add_self_loops: bool,
+                              dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """The cached unweighted normalisation of ``edge_index``'s graph, for compiled code (copies: compiled code may
+    reuse the memory of an operator's outputs)."""
+    values, loop = _unweighted_normalisation(aggregate.adjacency(edge_index, num_nodes), improved, add_self_loops,
+                                             dtype)
+    return values.clone(), (values.new_zeros(0) if loop is None else loop.clone())
+
+
+@_cached_gcn_normalisation.register_fake
+def _(edge_index, num_nodes, improved, add_self_loops, dtype):
+    return (edge_index.new_empty(edge_index.size(1), dtype=dtype),
+            edge_index.new_empty(num_nodes if add_self_loops else 0, dtype=dtype))
 
 
 def gcn_normalisation(adj: aggregate.Adjacency, edge_weight: Tensor | None, improved: bool, add_self_loops: bool,

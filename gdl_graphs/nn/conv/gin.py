@@ -6,11 +6,11 @@ from torch import Tensor
 from torch_geometric import nn as pyg_nn
 
 from gdl_graphs.nn import aggregate
-from gdl_graphs.nn.conv.base import FastPathConv
-from gdl_graphs.nn.validation import check_edge_features
+from gdl_graphs.nn.conv.base import DropInConv
+from gdl_graphs.nn.validation import check_edge_features, check_matches_layer, input_width, require_edge_attr
 
 
-class GINConv(FastPathConv, pyg_nn.GINConv):
+class GINConv(DropInConv, pyg_nn.GINConv):
     r"""GIN layer :math:`\mathbf{x}'_i = h_{\mathbf{\Theta}}\big((1 + \epsilon)\,\mathbf{x}_i +
     \sum_{j \in \mathcal{N}(i)} \mathbf{x}_j\big)`.
 
@@ -21,17 +21,18 @@ class GINConv(FastPathConv, pyg_nn.GINConv):
     Shapes: ``x`` [N, F], ``edge_index`` [2, E] or sparse ``adj_t`` -> [N, F'] (``F'`` set by ``nn``).
     """
 
-    in_channels = -1  # any feature size: h_Theta decides
+    static_graphs = True
 
     def forward(self, x, edge_index, size=None) -> Tensor:
-        if isinstance(x, (tuple, list)) or size is not None:
-            return super().forward(x, edge_index, size)
-        _, _, adj = self._graph(x, edge_index)
+        self._check_node_input(x, edge_index, input_width(self.nn))
+        if not self._fast_path_applies(x, edge_index, size):
+            return super().forward(x, self._pyg_edge_index(edge_index), size)
+        _, _, adj = self._graph(x, edge_index, in_channels=-1)
         out = aggregate.spmm(adj, x)
         return self.nn(out + (1 + self.eps) * x)
 
 
-class GINEConv(FastPathConv, pyg_nn.GINEConv):
+class GINEConv(DropInConv, pyg_nn.GINEConv):
     r"""GIN layer with edge features :math:`\mathbf{x}'_i = h_{\mathbf{\Theta}}\big((1 + \epsilon)\,\mathbf{x}_i +
     \sum_{j \in \mathcal{N}(i)} \mathrm{ReLU}(\mathbf{x}_j + \mathbf{W}\mathbf{e}_{j,i})\big)`
     (:math:`\mathbf{W}` only when ``edge_dim`` is set; otherwise edge and node features must have equal size).
@@ -42,17 +43,19 @@ class GINEConv(FastPathConv, pyg_nn.GINEConv):
     Shapes: ``x`` [N, F], ``edge_index`` [2, E], ``edge_attr`` [E, D] -> [N, F'].
     """
 
-    in_channels = -1
+    static_graphs = True
 
     def forward(self, x, edge_index, edge_attr: Tensor | None = None, size=None) -> Tensor:
-        if isinstance(x, (tuple, list)) or size is not None:
-            return super().forward(x, edge_index, edge_attr, size)
-        edge_index, edge_weight, adj = self._graph(x, edge_index)
-        edge_attr = edge_weight if edge_attr is None and edge_weight is not None else edge_attr
+        self._check_node_input(x, edge_index, input_width(self.nn))
+        require_edge_attr(edge_attr, edge_index, "GINEConv")
+        if edge_attr is not None:
+            check_matches_layer(edge_attr, self, "edge_attr")
+            edge_attr = edge_attr.unsqueeze(-1) if edge_attr.dim() == 1 else edge_attr  # [E] means [E, 1]
+        if not self._fast_path_applies(x, edge_index, size):
+            return super().forward(x, self._pyg_edge_index(edge_index), edge_attr, size)
+        edge_index, _, adj = self._graph(x, edge_index, in_channels=-1)
         edge_dim = self.lin.in_channels if self.lin is not None else x.size(-1)
         check_edge_features(edge_attr, edge_index.size(1), edge_dim if edge_dim > 0 else None, True, "GINEConv")
-        if edge_attr.dim() == 1:
-            edge_attr = edge_attr.unsqueeze(-1)
         messages = self.message(x.index_select(0, edge_index[0]), edge_attr)
         out = aggregate.reduce_edges(messages, edge_index[1], x.size(0), "sum", adj)
         return self.nn(out + (1 + self.eps) * x)

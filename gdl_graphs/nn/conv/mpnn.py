@@ -10,14 +10,14 @@ from torch_geometric import nn as pyg_nn
 from torch_geometric.nn.resolver import activation_resolver
 
 from gdl_graphs.nn import aggregate
-from gdl_graphs.nn.conv.base import FastPathConv
-from gdl_graphs.nn.validation import check_edge_features
+from gdl_graphs.nn.conv.base import DropInConv, FastPathConv
+from gdl_graphs.nn.validation import check_edge_features, check_matches_layer, require_edge_attr
 
 _REDUCTIONS = {"add": "sum", "sum": "sum", "mean": "mean", "min": "min", "max": "max", "mul": "mul"}
 EDGE_NETWORK_HIDDEN = 128  # hidden width of the default edge network, as in PyG's QM9 NNConv example
 
 
-class EdgeNetworkConv(FastPathConv, pyg_nn.NNConv):
+class NNConv(DropInConv, pyg_nn.NNConv):
     r"""Edge-conditioned convolution (edge network) :math:`\mathbf{x}'_i = \mathbf{\Theta}\mathbf{x}_i +
     \bigoplus_{j \in \mathcal{N}(i)} \mathbf{x}_j\, h_{\mathbf{\Theta}}(\mathbf{e}_{j,i}) + \mathbf{b}`, where the
     network :math:`h_{\mathbf{\Theta}}` maps each edge's features to an ``[in_channels, out_channels]`` matrix and
@@ -27,8 +27,10 @@ class EdgeNetworkConv(FastPathConv, pyg_nn.NNConv):
     ``state_dict`` as :class:`torch_geometric.nn.NNConv`, plus the optional keyword ``edge_dim`` used only to
     check ``edge_attr``. Messages come from PyG's ``message``; sums and means go through the graph's cached
     incidence matrix (:func:`~gdl_graphs.nn.aggregate.reduce_edges`). Bipartite input and aggregators given as
-    lists or :class:`~torch_geometric.nn.aggr.Aggregation` objects use PyG's path. The values of a weighted
-    sparse adjacency serve as 1-D edge features when ``edge_attr`` is not given.
+    lists or :class:`~torch_geometric.nn.aggr.Aggregation` objects use PyG's path, as does every input but a plain
+    ``edge_index`` with ``x`` ``[N, F]`` (see :class:`~gdl_graphs.nn.conv.base.DropInConv`): a sparse adjacency
+    supplies edge features only through ``[E, D]`` values, as in PyG; without ``edge_attr`` or such values the
+    layer raises.
 
     Shapes: ``x`` [N, in_channels], ``edge_index`` [2, E] or sparse ``adj_t``, ``edge_attr`` [E, edge_dim]
     -> [N, out_channels].
@@ -40,13 +42,15 @@ class EdgeNetworkConv(FastPathConv, pyg_nn.NNConv):
         self.edge_dim = edge_dim
 
     def forward(self, x, edge_index, edge_attr: Tensor | None = None, size=None) -> Tensor:
+        self._check_node_input(x, edge_index)
+        require_edge_attr(edge_attr, edge_index, type(self).__name__)
+        if edge_attr is not None:
+            check_matches_layer(edge_attr, self, "edge_attr")
+            edge_attr = edge_attr.unsqueeze(-1) if edge_attr.dim() == 1 else edge_attr  # [E] means [E, 1]
         reduce = _REDUCTIONS.get(self.aggr) if isinstance(self.aggr, str) else None
-        if isinstance(x, (tuple, list)) or size is not None or reduce is None:
-            return super().forward(x, edge_index, edge_attr, size)
-        edge_index, edge_weight, adj = self._graph(x, edge_index)
-        edge_attr = edge_weight if edge_attr is None else edge_attr
-        if isinstance(edge_attr, Tensor) and edge_attr.dim() == 1:
-            edge_attr = edge_attr.unsqueeze(-1)
+        if reduce is None or not self._fast_path_applies(x, edge_index, size):
+            return super().forward(x, self._pyg_edge_index(edge_index), edge_attr, size)
+        edge_index, _, adj = self._graph(x, edge_index)
         check_edge_features(edge_attr, edge_index.size(1), self.edge_dim, True, type(self).__name__)
         messages = self.message(x.index_select(0, edge_index[0]), edge_attr)  # [E, out_channels]
         out = aggregate.reduce_edges(messages, edge_index[1], x.size(0), reduce, adj)
@@ -55,6 +59,9 @@ class EdgeNetworkConv(FastPathConv, pyg_nn.NNConv):
         if self.bias is not None:
             out = out + self.bias
         return out
+
+
+EdgeNetworkConv = NNConv  # the name this layer had before it took PyG's (kept so existing code still imports)
 
 
 class MPNNConv(FastPathConv, torch.nn.Module):
@@ -83,7 +90,7 @@ class MPNNConv(FastPathConv, torch.nn.Module):
         gru: apply the GRU update.
         act: activation :math:`\sigma` (name, callable, or ``None`` for none).
 
-    The edge network is :attr:`conv`, an :class:`EdgeNetworkConv` whose ``state_dict`` is that of
+    The edge network is :attr:`conv`, an :class:`NNConv` whose ``state_dict`` is that of
     ``torch_geometric.nn.NNConv(in_channels, out_channels, nn, aggr, root_weight, bias)``; the GRU is :attr:`gru`,
     a :class:`torch.nn.GRUCell`.
 
@@ -103,7 +110,7 @@ class MPNNConv(FastPathConv, torch.nn.Module):
         if nn is None:
             nn = torch.nn.Sequential(torch.nn.Linear(edge_dim, EDGE_NETWORK_HIDDEN), torch.nn.ReLU(),
                                      torch.nn.Linear(EDGE_NETWORK_HIDDEN, in_channels * out_channels))
-        self.conv = EdgeNetworkConv(in_channels, out_channels, nn, aggr, root_weight, bias, edge_dim=edge_dim)
+        self.conv = NNConv(in_channels, out_channels, nn, aggr, root_weight, bias, edge_dim=edge_dim)
         self.act = torch.nn.Identity() if act is None else activation_resolver(act)
         self.gru = torch.nn.GRUCell(out_channels, out_channels) if gru else None
 

@@ -9,15 +9,15 @@ from torch import Tensor
 from torch_geometric import nn as pyg_nn
 
 from gdl_graphs.nn import aggregate
-from gdl_graphs.nn.conv.base import FastPathConv
-from gdl_graphs.nn.validation import optional_edge_features
+from gdl_graphs.nn.conv.base import DropInConv
+from gdl_graphs.nn.validation import check_edge_features, check_matches_layer, require_edge_attr
 
 AGGREGATORS = ("sum", "mean", "min", "max", "var", "std")
 SCALERS = ("identity", "amplification", "attenuation", "linear", "inverse_linear")
 _STD_EPS = 1e-5  # PyG's StdAggregation: sqrt(clamp(var, 1e-5)), set to 0 where that is <= sqrt(1e-5)
 
 
-class PNAConv(FastPathConv, pyg_nn.PNAConv):
+class PNAConv(DropInConv, pyg_nn.PNAConv):
     r"""Principal Neighbourhood Aggregation layer
 
     .. math::
@@ -41,7 +41,8 @@ class PNAConv(FastPathConv, pyg_nn.PNAConv):
     Sums, means and means of squares of the messages, and the in-degrees, come from one incidence matmul on the
     graph's cached adjacency (:func:`~gdl_graphs.nn.aggregate.reduce_edges`); ``min``/``max`` use scatter. Other
     aggregators PyG accepts (e.g. ``"softmax"``, :class:`~torch_geometric.nn.aggr.Aggregation` objects) run on
-    PyG's path. The values of a weighted sparse adjacency serve as 1-D edge features when ``edge_dim`` is set.
+    PyG's path, as does every input but a plain ``edge_index`` with ``x`` ``[N, F]`` (see
+    :class:`~gdl_graphs.nn.conv.base.DropInConv`).
 
     Shapes: ``x`` [N, in_channels], ``edge_index`` [2, E] or sparse ``adj_t``, ``edge_attr`` [E, edge_dim]
     (required iff ``edge_dim`` is set) -> [N, out_channels].
@@ -58,10 +59,20 @@ class PNAConv(FastPathConv, pyg_nn.PNAConv):
         self._fast = all(isinstance(a, str) and a in AGGREGATORS for a in self.aggregators)
 
     def forward(self, x: Tensor, edge_index, edge_attr: Tensor | None = None) -> Tensor:
-        edge_index, edge_weight, adj = self._graph(x, edge_index)
-        edge_attr = optional_edge_features(edge_attr, edge_weight, edge_index.size(1), self.edge_dim, "PNAConv")
-        if not self._fast:
-            return super().forward(x, edge_index, edge_attr)
+        self._check_node_input(x, edge_index)
+        if self.edge_dim is None and edge_attr is not None:
+            raise ValueError("PNAConv was built with edge_dim=None and takes no edge_attr; set edge_dim to use edge "
+                             "features")
+        if self.edge_dim is not None:
+            require_edge_attr(edge_attr, edge_index, "PNAConv")
+            if edge_attr is not None:
+                check_matches_layer(edge_attr, self, "edge_attr")
+                edge_attr = edge_attr.unsqueeze(-1) if edge_attr.dim() == 1 else edge_attr  # [E] means [E, 1]
+        if not self._fast or not self._fast_path_applies(x, edge_index):
+            return super().forward(x, self._pyg_edge_index(edge_index), edge_attr)
+        edge_index, _, adj = self._graph(x, edge_index)
+        if edge_attr is not None:
+            check_edge_features(edge_attr, edge_index.size(1), self.edge_dim, True, "PNAConv")
         if self.divide_input:
             x = x.view(-1, self.towers, self.F_in)
         else:
@@ -112,10 +123,6 @@ class PNAConv(FastPathConv, pyg_nn.PNAConv):
         if scaler == "linear":
             return out * (degree / norm.avg_deg_lin)
         return out * (norm.avg_deg_lin / degree.clamp(min=1))  # inverse_linear
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, aggregators={self.aggregators}, "
-                f"scalers={self.scalers}, towers={self.towers}, edge_dim={self.edge_dim})")
 
 
 def _check_arguments(in_channels, out_channels, aggregators, scalers, deg, towers, divide_input) -> None:

@@ -7,12 +7,12 @@ from torch import Tensor
 from torch_geometric import nn as pyg_nn
 
 from gdl_graphs.nn import aggregate
-from gdl_graphs.nn.conv.base import FastPathConv
+from gdl_graphs.nn.conv.base import DropInConv
 
 _LINEAR_AGGREGATIONS = {"mean": "mean", "sum": "sum", "add": "sum"}
 
 
-class SAGEConv(FastPathConv, pyg_nn.SAGEConv):
+class SAGEConv(DropInConv, pyg_nn.SAGEConv):
     r"""GraphSAGE layer :math:`\mathbf{x}'_i = \mathbf{W}_1 \mathbf{x}_i + \mathbf{W}_2 \cdot
     \mathrm{mean}_{j \in \mathcal{N}(i)} \mathbf{x}_j` (optionally with ``project``: :math:`\mathbf{x}_j \leftarrow
     \mathrm{ReLU}(\mathbf{W}_3\mathbf{x}_j + \mathbf{b})`, and ``normalize``: :math:`\ell_2`-normalised output).
@@ -25,10 +25,13 @@ class SAGEConv(FastPathConv, pyg_nn.SAGEConv):
     Shapes: ``x`` [N, in_channels], ``edge_index`` [2, E] or sparse ``adj_t`` -> [N, out_channels].
     """
 
+    static_graphs = True
+
     def forward(self, x, edge_index, size=None) -> Tensor:
+        self._check_node_input(x, edge_index)
         reduce = _LINEAR_AGGREGATIONS.get(self.aggr) if isinstance(self.aggr, str) else None
-        if isinstance(x, (tuple, list)) or size is not None or reduce is None:
-            return super().forward(x, edge_index, size)
+        if reduce is None or not self._fast_path_applies(x, edge_index, size):
+            return super().forward(x, self._pyg_edge_index(edge_index), size)
         _, _, adj = self._graph(x, edge_index)
         src = self.lin(x).relu() if self.project and hasattr(self, "lin") else x
         out = self.lin_l(aggregate.spmm(adj, src, reduce=reduce))
