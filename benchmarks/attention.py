@@ -23,11 +23,12 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import resource
 import statistics
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch_geometric
@@ -35,6 +36,10 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torch_geometric.nn import GATConv, TransformerConv
 
+if not __package__:  # run as a script (python benchmarks/x.py): make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.machine import describe
 from gdl_graphs.nn.attention import GraphMultiheadAttention
 
 METHODS = {
@@ -183,17 +188,6 @@ def run_size(methods: list[str], graphs: int, nodes: int, args) -> dict[str, Res
     return results
 
 
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads"
-
 
 def cell(r: Result) -> str:
     return f"{r.time_ms:.1f} [{r.min_ms:.1f}] ms / {r.peak_mb:.0f} MB" if r.status == "ok" else r.status
@@ -233,7 +227,7 @@ def main() -> None:
         limit = int(args.cpu_memory_limit_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
-    print(f"# Complete-graph attention, forward+backward ({machine(device)})\n")
+    print(f"# Complete-graph attention, forward+backward ({describe(device)})\n")
     print(f"torch {torch.__version__}, torch_geometric {torch_geometric.__version__}, float32, "
           f"{args.channels} channels, {args.heads} heads"
           + ("" if cuda or args.cpu_memory_limit_gb <= 0 else f", CPU address-space limit "

@@ -24,13 +24,19 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 import torch_geometric
 
+if not __package__:  # run as a script (python benchmarks/x.py): make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.machine import describe
 from gdl_graphs.nn import aggregate
 from gdl_graphs.nn.equivariant import EGNNLayer, complete_graph
 
@@ -186,17 +192,6 @@ def benchmark(device: torch.device, batch_size: int, channels: int, num_layers: 
             "speedup": ms["reference"] / ms["ours"], "max_abs_diff": max_diff}
 
 
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{name}, {torch.get_num_threads()} threads"
-
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -233,7 +228,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 r = benchmark(device, batch_size, args.channels, num_layers, args.repeats, args.warmup, args.seed,
                               args.data)
                 results.append(r)
-                print(f"| {r['device']} | {machine(device)} | {batch_size} | {num_layers} | {r['nodes']:.0f} | "
+                print(f"| {r['device']} | {describe(device)} | {batch_size} | {num_layers} | {r['nodes']:.0f} | "
                       f"{r['edges']:.0f} | {r['reference_ms']:.1f} [{r['reference_min_ms']:.1f}] | "
                       f"{r['ours_ms']:.1f} [{r['ours_min_ms']:.1f}] | {r['speedup']:.2f}x | "
                       f"{r['max_abs_diff']:.1e} |", flush=True)

@@ -27,6 +27,10 @@ import torch_geometric
 import torch_geometric.nn as pyg
 from torch import nn
 
+if not __package__:  # run as a script (python benchmarks/x.py): make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.machine import describe
 import gdl_graphs.nn as gnn
 from gdl_graphs.data import data_root
 from gdl_graphs.nn import aggregate
@@ -156,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     header, rows = (compile_rows if args.compile else pyg_rows)(graphs, wanted, device, args.repeats)
 
     if args.markdown is not None:
-        machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-                   if device.type == "cpu" else torch.cuda.get_device_name(device))
+        machine = describe(device)
         with args.markdown.open("a") as f:
             f.write(f"\n### {device.type.upper()}: {machine}\n\n")
             f.write(f"torch {torch.__version__}, torch_geometric {torch_geometric.__version__}, "

@@ -20,13 +20,19 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from gdl_graphs.models.temporal import TEMPORAL_MODELS, build_temporal_model
+if not __package__:  # run as a script (python benchmarks/x.py): make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.machine import describe
+from gdl_graphs.models import list_models
+from gdl_graphs.models.temporal import build_temporal_model
 
 
 def masked_mae(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -51,7 +57,7 @@ def synthetic_batches(count: int, batch: int, in_steps: int, out_steps: int, num
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="graph_wavenet", choices=sorted(TEMPORAL_MODELS))
+    parser.add_argument("--model", default="graph_wavenet", choices=sorted(e.name for e in list_models("temporal")))
     parser.add_argument("--nodes", type=int, default=207)
     parser.add_argument("--edges", type=int, default=1722)
     parser.add_argument("--windows", type=int, default=23974, help="training windows per epoch")
@@ -106,8 +112,7 @@ def main() -> None:
     load_after = os.getloadavg()[0]
     steps_per_epoch = math.ceil(args.windows / args.batch)
     mean, median = statistics.fmean(times), statistics.median(times)
-    hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    hardware = describe(device)
     print(f"model={args.model} params={sum(p.numel() for p in params)} nodes={args.nodes} batch={args.batch} "
           f"windows={args.windows} device={args.device} ({hardware}) torch={torch.__version__}")
     print(f"timed {args.steps} steps after {args.warmup} warm-up: mean {mean * 1e3:.1f} ms/step, "

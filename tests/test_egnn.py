@@ -3,13 +3,13 @@ check), the equations against a per-node loop, robustness (coordinates x 1e3, co
 agreement with the reference formulation of benchmarks/egnn.py, and the models on N-body and QM9 data."""
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 from torch_geometric.data import Batch, Data
 
+from benchmarks import egnn as egnn_benchmark
 from gdl_graphs.data import load_benchmark, require_data
 from gdl_graphs.groups import EN_EQUIVARIANT
 from gdl_graphs.nn import aggregate
@@ -17,9 +17,6 @@ from gdl_graphs.nn.aggregate import deterministic, reduce_edges
 from gdl_graphs.nn.equivariant import EGNN, EGNNLayer, complete_graph
 from gdl_graphs.testing import assert_en_equivariant, assert_permutation_equivariant, check_symmetry
 from tests.conftest import random_graph
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -50,13 +47,6 @@ def nbody_like(num_graphs=3, dtype=torch.float64, seed=0) -> Batch:
         graphs.append(Data(x=vel.norm(dim=-1, keepdim=True), pos=torch.randn(5, 3, generator=g, dtype=dtype),
                            vel=vel, edge_index=edge_index, edge_attr=charge[edge_index[0]] * charge[edge_index[1]]))
     return Batch.from_data_list(graphs)
-
-
-def load_benchmark_script():
-    spec = importlib.util.spec_from_file_location("egnn_benchmark", ROOT / "benchmarks" / "egnn.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -193,7 +183,7 @@ def test_unnormalised_paper_update_overflows_at_scale_1e3():
 # agreement with the reference formulation, determinism
 # ---------------------------------------------------------------------------------------------------------------
 def test_layer_equals_reference_formulation():
-    bench = load_benchmark_script()
+    bench = egnn_benchmark
     data = molecules(sizes=(5, 8, 3), channels=16)
     edge_index = complete_graph(data.num_nodes, data.batch)
     reference = bench.ReferenceEGCL(16).double()
@@ -204,7 +194,7 @@ def test_layer_equals_reference_formulation():
 
 
 def test_benchmark_runs_and_reports_both_implementations():
-    results = load_benchmark_script().main(["--device", "cpu", "--batch-size", "4", "--channels", "8", "--repeats",
+    results = egnn_benchmark.main(["--device", "cpu", "--batch-size", "4", "--channels", "8", "--repeats",
                                             "2", "--warmup", "1", "--layers", "2", "--data", "synthetic"])
     (row,) = results
     assert row["layers"] == 2 and row["reference_ms"] > 0 and row["ours_ms"] > 0 and row["max_abs_diff"] < 1e-4
@@ -373,7 +363,7 @@ def test_stack_of_layers_finite_for_coincident_and_far_atoms_float64(config):
 
 
 def test_reference_stack_matches_our_stack():
-    bench = load_benchmark_script()
+    bench = egnn_benchmark
     data = molecules(sizes=(5, 8, 3), channels=16)
     edge_index = complete_graph(data.num_nodes, data.batch)
     reference, ours = bench.ReferenceStack(16, 3).double(), bench.OurStack(16, 3).double()

@@ -11,8 +11,9 @@ import torch
 from torch_geometric.data import Data
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
+from gdl_graphs.models import list_models
 from gdl_graphs.models.temporal import (
-    DCRNN, STGCN, TEMPORAL_MODELS, DiffusionConv, GatedTCN, GraphWaveNet, HistoricalAverage, LastValue,
+    DCRNN, STGCN, DiffusionConv, GatedTCN, GraphWaveNet, HistoricalAverage, LastValue,
     TemporalGatedConv, build_temporal_model, dense_adjacency, diffusion_operators, scaled_laplacian,
     scheduled_sampling_probability,
 )
@@ -403,10 +404,11 @@ def test_baselines_are_permutation_equivariant():
 
 def test_factory_builds_every_registered_model():
     edge_index, edge_weight = graph()
-    assert sorted(TEMPORAL_MODELS) == ["dcrnn", "graph_wavenet", "historical_average", "last_value", "stgcn"]
+    registered = {entry.name: entry.module for entry in list_models("temporal")}
+    assert sorted(registered) == ["dcrnn", "graph_wavenet", "historical_average", "last_value", "stgcn"]
     model = build_temporal_model("dcrnn", N, F, T_OUT, edge_index, edge_weight, hidden_channels=8)
     assert isinstance(model, DCRNN) and model.hidden_channels == 8
-    for name, cls in TEMPORAL_MODELS.items():
+    for name, cls in registered.items():
         assert isinstance(build_temporal_model(name, N, F, T_OUT, edge_index, edge_weight), cls)
 
 

@@ -101,7 +101,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         from gdl_graphs.models import list_models
 
         for entry in list_models():
-            print(f"{entry.name:<20} {entry.family:<10} {entry.summary}")
+            recipes = f" (recipes: {', '.join(r.name for r in entry.recipes)})" if entry.recipes else ""
+            print(f"{entry.name:<20} {entry.family:<10} {entry.summary}{recipes}")
+            print(f"{'':<20} {'':<10} trains on: {', '.join(sorted(entry.tasks))}"
+                  + (f"; needs: {', '.join(entry.needs())}" if entry.needs() else ""))
     else:
         from gdl_graphs.data import list_benchmarks
 

@@ -119,17 +119,24 @@ def _int_list(key: str, value, where: str) -> list[int]:
 
 
 def check_names(dataset: str, models: list[str], where: str = "") -> str:
-    """Canonical dataset name; raises :class:`ConfigError` for an unknown dataset or model or a model that cannot
-    train on the dataset's task."""
-    from gdl_graphs.models.registry import MODELS, compatible
+    """Canonical dataset name; raises :class:`ConfigError` for an unknown dataset or model, or a model that cannot
+    train on the dataset (its task kind, or inputs the model needs such as ``pos``), as the registry declares."""
+    from gdl_graphs.models.registry import MODELS, incompatibility
 
     name, _, task = describe_dataset(dataset, where)
     for model in models:
         if model not in MODELS:
             raise ConfigError(f"{where}models: unknown model {model!r} (see `gdl-bench list models`)")
-        if not compatible(model, task):
-            raise ConfigError(f"{where}models: {model!r} ({MODELS[model].family}) cannot train on {name} ({task})")
+        problem = incompatibility(model, task, _node_attributes(name), dataset=name)
+        if problem:
+            raise ConfigError(f"{where}models: {problem}")
     return name
+
+
+def _node_attributes(dataset: str) -> frozenset[str]:
+    from gdl_graphs.data.registry import get_spec
+
+    return frozenset() if dataset.startswith("tu:") else frozenset(get_spec(dataset).node_attributes)
 
 
 def describe_dataset(dataset: str, where: str = "") -> tuple[str, str, str]:

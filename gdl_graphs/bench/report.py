@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from gdl_graphs.bench.tasks import HIGHER_IS_BETTER
+from gdl_graphs.data.benchmark import METRICS
 
 HEADER = ("dataset", "model", "metric", "test (at best val)", "val", "params", "s/epoch", "runs")
 
@@ -40,7 +40,8 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def _rank(entry: dict) -> float:
     value = entry["test_mean"]
-    return -value if HIGHER_IS_BETTER.get(entry["metric"], False) else value
+    metric = METRICS.get(entry["metric"])
+    return -value if metric is not None and metric.higher_is_better else value
 
 
 def _horizons(runs: list[dict]) -> dict:
@@ -50,7 +51,7 @@ def _horizons(runs: list[dict]) -> dict:
 
 
 def _fmt(mean: float, std: float, metric: str) -> str:
-    scale = 100.0 if metric in ("accuracy", "rocauc") else 1.0
+    scale = 100.0 if metric in METRICS and METRICS[metric].percent else 1.0
     digits = 2 if scale == 100.0 else 4
     if math.isnan(mean):
         return "nan"

@@ -1,18 +1,22 @@
-"""Task loops: how a model is trained for one epoch and evaluated, per task kind of
-:data:`gdl_graphs.data.TASKS`.
+"""Task kinds as types: each class owns how a model is trained for one epoch on its kind of
+:data:`gdl_graphs.data.TASKS` (batching, loss) and how it is evaluated (metrics); :data:`TASK_KINDS` maps the
+kind's name to its class and :func:`make_task` picks it for a benchmark.
 
-- graph classification (cross-entropy, accuracy), graph regression (targets standardised on the training set;
-  L1 loss for MAE benchmarks, MSE otherwise), multi-label (masked BCE on NaN-free labels, ROC-AUC through OGB's
-  ``Evaluator`` where the benchmark has one), E(n) dynamics (MSE of predicted positions);
-- transductive node classification (full batch, masks);
-- traffic forecasting (masked MAE on inverse-scaled predictions; MAE / RMSE / MAPE overall and at horizons
-  3 / 6 / 12; DCRNN's scheduled sampling when the model supports it).
+- :class:`GraphClassification` (cross-entropy, accuracy), :class:`GraphRegression` (targets standardised on the
+  training set; L1 loss for MAE benchmarks, MSE otherwise), :class:`GraphMultilabel` (masked BCE on NaN-free labels,
+  ROC-AUC through OGB's ``Evaluator`` where the benchmark has one), :class:`Dynamics` (MSE of predicted positions),
+  all on mini-batches of graphs (:class:`GraphBatches`);
+- :class:`NodeClassification`: transductive, full batch, masks;
+- :class:`Forecasting`: traffic windows (masked MAE on inverse-scaled predictions; MAE / RMSE / MAPE overall and at
+  horizons 3 / 6 / 12; DCRNN's scheduled sampling where the model declares teacher forcing).
+
+The direction of each metric is :data:`gdl_graphs.data.METRICS`.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -22,10 +26,10 @@ from torch.utils.data import DataLoader as TorchLoader
 from torch.utils.data import Subset
 from torch_geometric.loader import DataLoader
 
-from gdl_graphs.data.benchmark import Benchmark
-from gdl_graphs.models.registry import benchmark_is_single_graph
+from gdl_graphs.data.benchmark import METRICS, Benchmark, benchmark_is_single_graph
+from gdl_graphs.data.traffic import masked_mae, masked_mape, masked_mse, masked_rmse
+from gdl_graphs.models.registry import ModelEntry
 
-HIGHER_IS_BETTER = {"accuracy": True, "rocauc": True, "mae": False, "rmse": False, "mse": False}
 HORIZONS = (3, 6, 12)
 
 
@@ -45,14 +49,30 @@ def roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
 
 
 class Task:
-    """Base of the task loops. ``train_epoch`` returns the mean training loss; ``evaluate`` the metrics of a
-    split (``"train"``, ``"val"``, ``"test"``) with the headline metric under ``benchmark.metric``."""
+    """Base of the task kinds. ``train_epoch`` returns the mean training loss; ``evaluate`` the metrics of a split
+    (``"train"``, ``"val"``, ``"test"``) with the headline metric under ``benchmark.metric``.
+
+    Args:
+        benchmark: the data (its ``task`` is this class's :attr:`kind`).
+        batch_size, device, seed: the loop's settings (``seed`` drives the shuffling).
+        train_limit: train on this many training examples (a quick subset).
+        sampler_factory: ``sampler_factory(train_split)`` -> a sampler (distributed training), or ``None``.
+        entry: the registered model, whose declarations (teacher forcing, a baseline fitted on the training
+            series, auxiliary losses) the loop follows; ``None``: nothing declared.
+    """
+
+    kind: ClassVar[str]
+    """The name of the task kind in :data:`gdl_graphs.data.TASKS`."""
 
     def __init__(self, benchmark: Benchmark, batch_size: int, device: torch.device, seed: int,
-                 train_limit: int | None = None, sampler_factory=None):
+                 train_limit: int | None = None, sampler_factory=None, entry: ModelEntry | None = None):
+        if benchmark.task != self.kind:
+            raise ValueError(f"{type(self).__name__} trains {self.kind!r} benchmarks, got {benchmark.name} "
+                             f"({benchmark.task})")
         self.benchmark, self.batch_size, self.device = benchmark, batch_size, device
+        self.entry = entry
         self.metric = benchmark.metric
-        self.higher_is_better = HIGHER_IS_BETTER[self.metric]
+        self.higher_is_better = METRICS[self.metric].higher_is_better
         self.generator = torch.Generator().manual_seed(seed)
         self.sampler_factory = sampler_factory
         self.train_split = benchmark.train
@@ -77,6 +97,17 @@ class Task:
     def _split(self, name: str):
         return {"train": self.train_split, "val": self.benchmark.val, "test": self.benchmark.test}[name]
 
+    def _step(self, model: nn.Module, optimizer, loss: Tensor, grad_clip: float | None) -> Tensor:
+        """Add the model's declared auxiliary losses, back-propagate, clip and step; returns the total loss."""
+        if self.entry is not None and self.entry.aux_losses:
+            loss = loss + sum(_unwrapped(model).auxiliary_loss().values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        return loss
+
     def state(self) -> dict:
         return {"generator": self.generator.get_state(), "epoch": self.epoch}
 
@@ -85,37 +116,26 @@ class Task:
         self.epoch = state["epoch"]
 
 
-def _step(model: nn.Module, optimizer, loss: Tensor, grad_clip: float | None) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The model inside a ``DistributedDataParallel`` wrapper (itself otherwise)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-class GraphTask(Task):
-    """Mini-batches of graphs: classification, regression, multi-label and dynamics."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.kind = self.benchmark.task
-        self.mean = self.std = None
-        if self.kind == "graph_regression":
-            ys = torch.cat([data.y.view(1, -1).float() for data in self.train_split])
-            self.mean, self.std = ys.mean(0).to(self.device), ys.std(0).clamp(min=1e-8).to(self.device)
+class GraphBatches(Task):
+    """Mini-batches of graphs: a subclass says how outputs are scored (:meth:`loss`, :meth:`metrics`) and may map
+    outputs to the benchmark's units (:meth:`to_units`)."""
 
     def loss(self, out: Tensor, data) -> Tensor:
-        y = data.y
-        if self.kind == "graph_classification":
-            return F.cross_entropy(out, y.view(-1).long())
-        if self.kind == "graph_multilabel":
-            y = y.view(out.shape).float()
-            labelled = ~torch.isnan(y)
-            return F.binary_cross_entropy_with_logits(out[labelled], y[labelled])
-        if self.kind == "graph_regression":
-            target = (y.view(out.shape).float() - self.mean) / self.std
-            return F.l1_loss(out, target) if self.metric == "mae" else F.mse_loss(out, target)
-        return F.mse_loss(out, y.view(out.shape).float())  # dynamics: positions
+        raise NotImplementedError
+
+    def metrics(self, out: Tensor, y: Tensor) -> dict:
+        raise NotImplementedError
+
+    def to_units(self, out: Tensor) -> Tensor:
+        return out
+
+    def targets(self, data, out: Tensor) -> Tensor:
+        return data.y.view(out.shape[0], -1)
 
     def train_epoch(self, model, optimizer, grad_clip, autocast) -> float:
         model.train()
@@ -124,8 +144,7 @@ class GraphTask(Task):
             data = data.to(self.device)
             with autocast():
                 out = model(data)
-            loss = self.loss(out.float(), data)
-            _step(model, optimizer, loss, grad_clip)
+            loss = self._step(model, optimizer, self.loss(out.float(), data), grad_clip)
             total += float(loss.detach()) * data.num_graphs
             count += data.num_graphs
         self.epoch += 1
@@ -138,31 +157,94 @@ class GraphTask(Task):
         outs, ys = [], []
         for data in DataLoader(split, batch_size=max(self.batch_size, 256)):
             data = data.to(self.device)
-            out = model(data).float()
-            if self.kind == "graph_regression":
-                out = out * self.std + self.mean
+            out = self.to_units(model(data).float())
             outs.append(out.cpu())
-            ys.append(data.y.view(out.shape[0], -1).cpu() if self.kind != "dynamics" else data.y.cpu())
+            ys.append(self.targets(data, out).cpu())
         return torch.cat(outs), torch.cat(ys)
 
     def evaluate(self, model, name: str) -> dict:
-        out, y = self.predict(model, self._split(name))
-        if self.kind == "graph_classification":
-            return {"accuracy": float((out.argmax(-1) == y.view(-1)).float().mean())}
-        if self.kind == "graph_multilabel":
-            y_true, y_score = y.view(out.shape).numpy(), out.numpy()
-            evaluator = self.benchmark.evaluator
-            value = evaluator.eval({"y_true": y_true, "y_pred": y_score})["rocauc"] if evaluator is not None \
-                else roc_auc(y_true, y_score)
-            return {"rocauc": float(value)}
-        error = out - y.view(out.shape).float()
-        metrics = {"mae": float(error.abs().mean()), "mse": float((error ** 2).mean())}
-        metrics["rmse"] = math.sqrt(metrics["mse"])
-        return metrics
+        return self.metrics(*self.predict(model, self._split(name)))
 
 
-class NodeTask(Task):
+def _errors(out: Tensor, y: Tensor) -> dict:
+    error = out - y.view(out.shape).float()
+    metrics = {"mae": float(error.abs().mean()), "mse": float((error ** 2).mean())}
+    metrics["rmse"] = math.sqrt(metrics["mse"])
+    return metrics
+
+
+class GraphClassification(GraphBatches):
+    """One class per graph: cross-entropy, accuracy."""
+
+    kind = "graph_classification"
+
+    def loss(self, out: Tensor, data) -> Tensor:
+        return F.cross_entropy(out, data.y.view(-1).long())
+
+    def metrics(self, out: Tensor, y: Tensor) -> dict:
+        return {"accuracy": float((out.argmax(-1) == y.view(-1)).float().mean())}
+
+
+class GraphMultilabel(GraphBatches):
+    """Binary tasks per graph with missing (NaN) labels: masked BCE, mean ROC-AUC (OGB's ``Evaluator`` where the
+    benchmark has one)."""
+
+    kind = "graph_multilabel"
+
+    def loss(self, out: Tensor, data) -> Tensor:
+        y = data.y.view(out.shape).float()
+        labelled = ~torch.isnan(y)
+        return F.binary_cross_entropy_with_logits(out[labelled], y[labelled])
+
+    def metrics(self, out: Tensor, y: Tensor) -> dict:
+        y_true, y_score = y.view(out.shape).numpy(), out.numpy()
+        evaluator = self.benchmark.evaluator
+        value = evaluator.eval({"y_true": y_true, "y_pred": y_score})["rocauc"] if evaluator is not None \
+            else roc_auc(y_true, y_score)
+        return {"rocauc": float(value)}
+
+
+class GraphRegression(GraphBatches):
+    """Real targets per graph, standardised with the training mean and std: L1 loss for MAE benchmarks, MSE
+    otherwise; errors reported in the targets' units."""
+
+    kind = "graph_regression"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        ys = torch.cat([data.y.view(1, -1).float() for data in self.train_split])
+        self.mean, self.std = ys.mean(0).to(self.device), ys.std(0).clamp(min=1e-8).to(self.device)
+
+    def loss(self, out: Tensor, data) -> Tensor:
+        target = (data.y.view(out.shape).float() - self.mean) / self.std
+        return F.l1_loss(out, target) if self.metric == "mae" else F.mse_loss(out, target)
+
+    def to_units(self, out: Tensor) -> Tensor:
+        return out * self.std + self.mean
+
+    def metrics(self, out: Tensor, y: Tensor) -> dict:
+        return _errors(out, y)
+
+
+class Dynamics(GraphBatches):
+    """Predicted node positions (E(n) dynamics): MSE loss, errors of the positions."""
+
+    kind = "dynamics"
+
+    def loss(self, out: Tensor, data) -> Tensor:
+        return F.mse_loss(out, data.y.view(out.shape).float())
+
+    def targets(self, data, out: Tensor) -> Tensor:
+        return data.y
+
+    def metrics(self, out: Tensor, y: Tensor) -> dict:
+        return _errors(out, y)
+
+
+class NodeClassification(Task):
     """Transductive node classification on one graph with ``train_mask`` / ``val_mask`` / ``test_mask``."""
+
+    kind = "node_classification"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -173,8 +255,7 @@ class NodeTask(Task):
         with autocast():
             out = model(self.data)
         mask = self.data.train_mask
-        loss = F.cross_entropy(out.float()[mask], self.data.y[mask])
-        _step(model, optimizer, loss, grad_clip)
+        loss = self._step(model, optimizer, F.cross_entropy(out.float()[mask], self.data.y[mask]), grad_clip)
         self.epoch += 1
         return float(loss.detach())
 
@@ -186,19 +267,20 @@ class NodeTask(Task):
         return {"accuracy": float((out[mask].argmax(-1) == self.data.y[mask]).float().mean())}
 
 
-class ForecastTask(Task):
+class Forecasting(Task):
     """Sliding-window traffic forecasting: the model maps ``x [B, T_in, N, F]`` (scaled) to ``[B, T_out, N]``
     (scaled); predictions are inverse-scaled and compared with the raw targets by the masked metrics."""
+
+    kind = "forecasting"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.spec = self.benchmark.forecast
         self.step_count = 0
+        self.teacher_forcing = self.entry is not None and self.entry.teacher_forcing
 
     def _forward(self, model, x: Tensor, y: Tensor | None = None) -> Tensor:
-        inner = model.module if hasattr(model, "module") else model
-        if y is not None and model.training and "teacher_forcing_ratio" in inspect.signature(
-                inner.forward).parameters:
+        if y is not None and model.training and self.teacher_forcing:
             from gdl_graphs.models.temporal import scheduled_sampling_probability
 
             ratio = scheduled_sampling_probability(self.step_count)
@@ -206,8 +288,6 @@ class ForecastTask(Task):
         return model(x)
 
     def train_epoch(self, model, optimizer, grad_clip, autocast) -> float:
-        from gdl_graphs.data.traffic import masked_mae
-
         model.train()
         total, count = 0.0, 0
         for x, y in self._train_loader(TorchLoader):
@@ -215,7 +295,7 @@ class ForecastTask(Task):
             with autocast():
                 out = self._forward(model, x, y)
             loss = masked_mae(self.spec.scaler.inverse_transform(out.float()), y, self.spec.null_value)
-            _step(model, optimizer, loss, grad_clip)
+            loss = self._step(model, optimizer, loss, grad_clip)
             self.step_count += 1
             total += float(loss.detach()) * x.size(0)
             count += x.size(0)
@@ -224,8 +304,6 @@ class ForecastTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model, name: str) -> dict:
-        from gdl_graphs.data.traffic import masked_mae, masked_mape, masked_mse, masked_rmse
-
         model.eval()
         self._fit_calendar_baseline(model)
         preds, targets = [], []
@@ -246,10 +324,10 @@ class ForecastTask(Task):
         return metrics
 
     def _fit_calendar_baseline(self, model) -> None:
-        """A ``HistoricalAverage`` with a calendar (``steps_per_day``) is fitted once, on the training series
-        (scaled, the units it predicts; missing readings masked), before it is first evaluated."""
-        inner = model.module if hasattr(model, "module") else model
-        if getattr(inner, "steps_per_day", None) is None or not hasattr(inner, "fit") or inner.fitted:
+        """A model declaring ``fits_training_series`` (``HistoricalAverage`` with a calendar) is fitted once, on the
+        training series (scaled, the units it predicts; missing readings masked), before it is first evaluated."""
+        inner = _unwrapped(model)
+        if self.entry is None or not self.entry.fits_training_series or not inner.needs_fit:
             return
         train, null = self.benchmark.train, self.spec.null_value
         target = train.target[train.span]
@@ -266,10 +344,11 @@ class ForecastTask(Task):
         self.step_count = state["step_count"]
 
 
+TASK_KINDS: dict[str, type[Task]] = {cls.kind: cls for cls in (
+    GraphClassification, GraphRegression, GraphMultilabel, NodeClassification, Forecasting, Dynamics)}
+"""Task kinds by name (the keys are :data:`gdl_graphs.data.TASKS`)."""
+
+
 def make_task(benchmark: Benchmark, **kwargs) -> Task:
-    """The task loop for ``benchmark.task``."""
-    if benchmark.task == "node_classification":
-        return NodeTask(benchmark, **kwargs)
-    if benchmark.task == "forecasting":
-        return ForecastTask(benchmark, **kwargs)
-    return GraphTask(benchmark, **kwargs)
+    """The task kind of ``benchmark.task``, built with ``kwargs`` (see :class:`Task`)."""
+    return TASK_KINDS[benchmark.task](benchmark, **kwargs)

@@ -11,7 +11,9 @@ import contextlib
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,9 +22,9 @@ from tqdm.auto import tqdm
 from gdl_graphs.bench.config import RunConfig
 from gdl_graphs.bench.distributed import DistributedContext
 from gdl_graphs.bench.store import RunResult
-from gdl_graphs.bench.tasks import make_task
+from gdl_graphs.bench.tasks import Task, make_task
 from gdl_graphs.data.benchmark import Benchmark
-from gdl_graphs.models.registry import build_model, count_parameters
+from gdl_graphs.models.registry import build_model, count_parameters, get_model
 
 
 def resolve_device(name: str) -> torch.device:
@@ -47,14 +49,34 @@ def _save_atomic(state: dict, path: Path) -> None:
     os.replace(temporary, path)  # a kill during the save leaves the previous checkpoint intact
 
 
-def train_run(config: RunConfig, benchmark: Benchmark, checkpoint: Path | None = None, progress: bool = True,
-              context: DistributedContext | None = None) -> RunResult:
-    """Train ``config.model`` on ``benchmark`` (already at ``config.fold``) and return its result.
+@dataclass
+class Session:
+    """What one run trains with: the model (and its distributed wrapper), the task loop, the optimiser and
+    scheduler (``None`` for a model without weights), the autocast context and the device."""
 
-    With ``checkpoint``, state is saved there after every epoch and a run finding a checkpoint of the same config
-    resumes from it (loaded with ``weights_only=True``); the file is removed when the run finishes.
-    """
-    context = context or DistributedContext()
+    model: torch.nn.Module
+    wrapped: torch.nn.Module
+    task: Task
+    optimizer: torch.optim.Optimizer | None
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None
+    autocast: Callable
+    device: torch.device
+    params: int
+
+    @property
+    def trainable(self) -> bool:
+        return self.optimizer is not None
+
+
+def initial_state() -> dict:
+    """The training state of a run that has not started (what a checkpoint saves)."""
+    return {"epoch": 0, "best_val": None, "best_epoch": -1, "best_metrics": {}, "bad_epochs": 0, "curve": [],
+            "train_seconds": []}
+
+
+def set_up(config: RunConfig, benchmark: Benchmark, context: DistributedContext) -> Session:
+    """Seed, build the registered model and its task loop, and the optimiser and scheduler when it has weights and
+    epochs to train."""
     device = context.device or resolve_device(config.device)
     seed_everything(config.seed)
     options = dict(config.model_options)
@@ -62,7 +84,8 @@ def train_run(config: RunConfig, benchmark: Benchmark, checkpoint: Path | None =
     model = build_model(config.model, benchmark, budget=config.budget, hidden_channels=hidden, **options).to(device)
     params = count_parameters(model)
     task = make_task(benchmark, batch_size=config.batch_size, device=device, seed=config.seed,
-                     train_limit=config.train_limit, sampler_factory=context.sampler_factory)
+                     train_limit=config.train_limit, sampler_factory=context.sampler_factory,
+                     entry=get_model(config.model))
     trainable = params > 0 and config.epochs > 0
     wrapped = context.wrap(model) if trainable else model
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay) \
@@ -72,57 +95,96 @@ def train_run(config: RunConfig, benchmark: Benchmark, checkpoint: Path | None =
         patience=config.lr_patience, min_lr=config.min_lr) if trainable else None
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
         else contextlib.nullcontext
+    return Session(model, wrapped, task, optimizer, scheduler, autocast, device, params)
 
-    state = {"epoch": 0, "best_val": None, "best_epoch": -1, "best_metrics": {}, "bad_epochs": 0, "curve": [],
-             "train_seconds": []}
-    if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if saved.get("key") == config.key:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            task.load_state(saved["task"])
-            torch.set_rng_state(saved["rng"])
-            state = saved["state"]
 
-    if not trainable:  # a baseline without weights: evaluate once
-        metrics = {split: task.evaluate(model, split) for split in ("train", "val", "test")}
-        state.update(best_epoch=0, best_metrics=metrics, best_val=metrics["val"][task.metric])
-    bar = tqdm(total=config.epochs if trainable else 0, initial=state["epoch"], desc=config.label(),
-               disable=not (progress and context.is_main), leave=False, unit="epoch", mininterval=1.0)
-    while trainable and state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
-        started = time.perf_counter()
-        loss = task.train_epoch(wrapped, optimizer, config.grad_clip, autocast)
-        state["train_seconds"].append(time.perf_counter() - started)
-        metrics = {split: task.evaluate(model, split) for split in ("val", "test")}
-        value = metrics["val"][task.metric]
-        scheduler.step(value)
-        if task.better(value, state["best_val"]):
-            state.update(best_val=value, best_epoch=state["epoch"], bad_epochs=0,
-                         best_metrics={**metrics, "train_loss": loss})
-        else:
-            state["bad_epochs"] += 1
-        state["curve"].append({"epoch": state["epoch"], "loss": loss, "val": value,
-                               "test": metrics["test"][task.metric], "lr": optimizer.param_groups[0]["lr"]})
-        state["epoch"] += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}", val=f"{value:.4f}", best=f"{state['best_val']:.4f}")
-        if checkpoint is not None and context.is_main:
-            _save_atomic({"key": config.key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict(), "task": task.state(), "rng": torch.get_rng_state(),
-                          "state": state}, checkpoint)
-    bar.close()
-    if trainable and state["best_epoch"] < 0:
-        raise RuntimeError(f"{config.label()}: the validation {task.metric} was NaN at every epoch (diverged); "
+def resume(session: Session, config: RunConfig, checkpoint: Path | None) -> dict:
+    """The training state: from ``checkpoint`` when it holds this config's run (weights, optimiser, scheduler,
+    task and RNG state restored), else :func:`initial_state`."""
+    if checkpoint is None or not checkpoint.exists():
+        return initial_state()
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if saved.get("key") != config.key:
+        return initial_state()
+    session.model.load_state_dict(saved["model"])
+    session.optimizer.load_state_dict(saved["optimizer"])
+    session.scheduler.load_state_dict(saved["scheduler"])
+    session.task.load_state(saved["task"])
+    torch.set_rng_state(saved["rng"])
+    return saved["state"]
+
+
+def evaluate_once(session: Session, state: dict) -> None:
+    """A model without weights (a baseline) is evaluated once on every split."""
+    metrics = {split: session.task.evaluate(session.model, split) for split in ("train", "val", "test")}
+    state.update(best_epoch=0, best_metrics=metrics, best_val=metrics["val"][session.task.metric])
+
+
+def train_epoch(session: Session, config: RunConfig, state: dict) -> tuple[float, float]:
+    """One epoch: train, evaluate validation and test, step the scheduler, keep the best validation epoch and
+    count epochs without improvement. Returns ``(training loss, validation metric)``."""
+    task = session.task
+    started = time.perf_counter()
+    loss = task.train_epoch(session.wrapped, session.optimizer, config.grad_clip, session.autocast)
+    state["train_seconds"].append(time.perf_counter() - started)
+    metrics = {split: task.evaluate(session.model, split) for split in ("val", "test")}
+    value = metrics["val"][task.metric]
+    session.scheduler.step(value)
+    if task.better(value, state["best_val"]):
+        state.update(best_val=value, best_epoch=state["epoch"], bad_epochs=0,
+                     best_metrics={**metrics, "train_loss": loss})
+    else:
+        state["bad_epochs"] += 1
+    state["curve"].append({"epoch": state["epoch"], "loss": loss, "val": value,
+                           "test": metrics["test"][task.metric], "lr": session.optimizer.param_groups[0]["lr"]})
+    state["epoch"] += 1
+    return loss, value
+
+
+def save_checkpoint(session: Session, config: RunConfig, state: dict, checkpoint: Path) -> None:
+    _save_atomic({"key": config.key, "model": session.model.state_dict(),
+                  "optimizer": session.optimizer.state_dict(), "scheduler": session.scheduler.state_dict(),
+                  "task": session.task.state(), "rng": torch.get_rng_state(), "state": state}, checkpoint)
+
+
+def to_result(session: Session, config: RunConfig, state: dict) -> RunResult:
+    """The run's result: the metrics at the best validation epoch; an error if validation was NaN throughout."""
+    metric = session.task.metric
+    if session.trainable and state["best_epoch"] < 0:
+        raise RuntimeError(f"{config.label()}: the validation {metric} was NaN at every epoch (diverged); "
                            f"try a lower --lr")
     seconds = state["train_seconds"]
     best = state["best_metrics"]
-    result = RunResult(
+    return RunResult(
         key=config.key, dataset=config.dataset, model=config.model, seed=config.seed, fold=config.fold,
-        config=config.to_json(), device=str(device), params=params, metric=task.metric,
+        config=config.to_json(), device=str(session.device), params=session.params, metric=metric,
         best_epoch=state["best_epoch"], epochs_run=state["epoch"],
-        sec_per_epoch=float(np.mean(seconds)) if seconds else 0.0, val=float(best["val"][task.metric]),
-        test=float(best["test"][task.metric]), metrics=best, curve=state["curve"], model_object=model)
+        sec_per_epoch=float(np.mean(seconds)) if seconds else 0.0, val=float(best["val"][metric]),
+        test=float(best["test"][metric]), metrics=best, curve=state["curve"], model_object=session.model)
+
+
+def train_run(config: RunConfig, benchmark: Benchmark, checkpoint: Path | None = None, progress: bool = True,
+              context: DistributedContext | None = None) -> RunResult:
+    """Train ``config.model`` on ``benchmark`` (already at ``config.fold``) and return its result.
+
+    With ``checkpoint``, state is saved there after every epoch and a run finding a checkpoint of the same config
+    resumes from it (loaded with ``weights_only=True``); the file is removed when the run finishes.
+    """
+    context = context or DistributedContext()
+    session = set_up(config, benchmark, context)
+    state = resume(session, config, checkpoint)
+    if not session.trainable:
+        evaluate_once(session, state)
+    bar = tqdm(total=config.epochs if session.trainable else 0, initial=state["epoch"], desc=config.label(),
+               disable=not (progress and context.is_main), leave=False, unit="epoch", mininterval=1.0)
+    while session.trainable and state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
+        loss, value = train_epoch(session, config, state)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", val=f"{value:.4f}", best=f"{state['best_val']:.4f}")
+        if checkpoint is not None and context.is_main:
+            save_checkpoint(session, config, state, checkpoint)
+    bar.close()
+    result = to_result(session, config, state)
     if checkpoint is not None and context.is_main and checkpoint.exists():
         checkpoint.unlink()
     return result

@@ -1,12 +1,18 @@
-"""``gdl-bench verify``: run every registered layer and model through :mod:`gdl_graphs.testing` and report its
-symmetry group and measured max error.
+"""``gdl-bench verify``: run every exported layer of :mod:`gdl_graphs.nn` and every registered model through
+:mod:`gdl_graphs.testing` and report its symmetry group and measured max error.
 
-Spatio-temporal models are not listed: their sensor graph is fixed at construction, so relabelling the sensors
-means building a second model; ``tests/test_temporal_models.py`` checks them that way."""
+Layers are discovered (every public ``nn.Module`` class of a module under :mod:`gdl_graphs.nn`); each is either
+certified here (:data:`LAYER_CHECKS`: how to build it and call it on the example batch) or exempt with a reason
+(:data:`EXEMPT_LAYERS`), and a test fails on a layer that is neither. Models come from the registry
+(:data:`gdl_graphs.models.MODELS`), built by its own builders for a small benchmark of each task kind in
+:data:`MODEL_TASKS`; task kinds in :data:`EXEMPT_TASKS` say why they are not checked here.
+"""
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import pkgutil
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,7 +27,7 @@ CHANNELS, EDGE_DIM = 16, 4
 
 @dataclass(frozen=True)
 class Entry:
-    """A layer to certify: how to build it and the input it is checked on."""
+    """A layer or model to certify: how to build it and the input it is checked on."""
 
     name: str
     build: Callable[[], nn.Module]
@@ -33,76 +39,112 @@ def _mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(CHANNELS, CHANNELS), nn.ReLU(), nn.Linear(CHANNELS, CHANNELS))
 
 
-def conv_entries() -> list[Entry]:
-    """The message-passing layers of :mod:`gdl_graphs.nn.conv` (those present in this installation)."""
-    conv = importlib.import_module("gdl_graphs.nn.conv")
-    c = CHANNELS
-    candidates = {
-        "GCNConv": (lambda: conv.GCNConv(c, c), False),
-        "GINConv": (lambda: conv.GINConv(_mlp()), False),
-        "GINEConv": (lambda: conv.GINEConv(_mlp(), edge_dim=EDGE_DIM), True),
-        "SAGEConv": (lambda: conv.SAGEConv(c, c), False),
-        "GATConv": (lambda: conv.GATConv(c, c // 4, heads=4, edge_dim=EDGE_DIM), True),
-        "GATv2Conv": (lambda: conv.GATv2Conv(c, c // 4, heads=4, edge_dim=EDGE_DIM), True),
-        "PNAConv": (lambda: conv.PNAConv(c, c, aggregators=["mean", "min", "max", "std"],
-                                         scalers=["identity", "amplification", "attenuation"],
-                                         deg=torch.tensor([1, 2, 3, 2, 1]), edge_dim=EDGE_DIM), True),
-        "MPNNConv": (lambda: conv.MPNNConv(c, c, edge_dim=EDGE_DIM), True),
-        "GatedGCNConv": (lambda: conv.GatedGCNConv(c, c, edge_dim=EDGE_DIM), True),
-    }
-    return [Entry(name, build, edge) for name, (build, edge) in candidates.items() if hasattr(conv, name)]
+def _edge_network() -> nn.Module:
+    return nn.Sequential(nn.Linear(EDGE_DIM, 32), nn.ReLU(), nn.Linear(32, CHANNELS * CHANNELS))
 
 
-def attention_entries() -> list[Entry]:
-    """Complete-graph attention and GPS layers of :mod:`gdl_graphs.nn.attention`."""
-    from gdl_graphs.nn import attention
-
-    c = CHANNELS
-    return [
-        Entry("GraphTransformerLayer", lambda: attention.GraphTransformerLayer(c, heads=4),
-              call=lambda m, d: m(d.x, d.batch)),
-        Entry("GPSLayer", lambda: attention.GPSLayer(c, heads=4, edge_dim=EDGE_DIM, norm="layer_norm"),
-              call=lambda m, d: m(d.x, d.edge_index, d.batch, edge_attr=d.edge_attr)),
-    ]
+def _node_and_edges(m, d):
+    return m(d.x, d.edge_index, edge_attr=d.edge_attr)
 
 
-def equivariant_entries() -> list[Entry]:
-    """E(n)-equivariant layers (checked with rotations, reflections, translations and permutations)."""
-    from gdl_graphs.nn import equivariant
+def _x_and_batch(m, d):
+    return m(d.x, d.batch)
 
-    return [Entry("EGNNLayer", lambda: equivariant.EGNNLayer(CHANNELS, CHANNELS),
-                  call=lambda m, d: m(d.x, d.pos, d.edge_index, d.batch))]
+
+_C = CHANNELS
+LAYER_CHECKS: dict[str, tuple[Callable[[object], nn.Module], Callable | None]] = {
+    # class name -> (build(module_namespace) -> layer, call(layer, data) or None for layer(x, edge_index))
+    "GCNConv": (lambda nn_: nn_.GCNConv(_C, _C), None),
+    "GINConv": (lambda nn_: nn_.GINConv(_mlp()), None),
+    "GINEConv": (lambda nn_: nn_.GINEConv(_mlp(), edge_dim=EDGE_DIM), _node_and_edges),
+    "SAGEConv": (lambda nn_: nn_.SAGEConv(_C, _C), None),
+    "GATConv": (lambda nn_: nn_.GATConv(_C, _C // 4, heads=4, edge_dim=EDGE_DIM), _node_and_edges),
+    "GATv2Conv": (lambda nn_: nn_.GATv2Conv(_C, _C // 4, heads=4, edge_dim=EDGE_DIM), _node_and_edges),
+    "PNAConv": (lambda nn_: nn_.PNAConv(_C, _C, aggregators=["mean", "min", "max", "std"],
+                                        scalers=["identity", "amplification", "attenuation"],
+                                        deg=torch.tensor([1, 2, 3, 2, 1]), edge_dim=EDGE_DIM), _node_and_edges),
+    "MPNNConv": (lambda nn_: nn_.MPNNConv(_C, _C, edge_dim=EDGE_DIM), _node_and_edges),
+    "EdgeNetworkConv": (lambda nn_: nn_.EdgeNetworkConv(_C, _C, nn=_edge_network(), aggr="mean",
+                                                        edge_dim=EDGE_DIM), _node_and_edges),
+    "GatedGCNConv": (lambda nn_: nn_.GatedGCNConv(_C, _C, edge_dim=EDGE_DIM), _node_and_edges),
+    "GraphTransformerLayer": (lambda nn_: nn_.GraphTransformerLayer(_C, heads=4), _x_and_batch),
+    "GraphMultiheadAttention": (lambda nn_: nn_.GraphMultiheadAttention(_C, heads=4), _x_and_batch),
+    "GPSLayer": (lambda nn_: nn_.GPSLayer(_C, heads=4, edge_dim=EDGE_DIM, norm="layer_norm"),
+                 lambda m, d: m(d.x, d.edge_index, d.batch, edge_attr=d.edge_attr)),
+    "LapPEEncoder": (lambda nn_: nn_.LapPEEncoder(4, _C), lambda m, d: m(d.x[:, :4], d.batch)),
+    "EGNNLayer": (lambda nn_: nn_.EGNNLayer(_C, _C), lambda m, d: m(d.x, d.pos, d.edge_index, d.batch)),
+    "Readout": (lambda nn_: nn_.Readout("sum"), lambda m, d: m(d.x, d.batch, d.num_graphs)),
+}
+"""Layers of :mod:`gdl_graphs.nn` certified on :func:`example_batch`, by class name."""
+
+EXEMPT_LAYERS: dict[str, str] = {
+    "EdgeBias": "returns pair-level attention biases [B, heads, N_max, N_max], which the kit does not compare; "
+                "tests/test_attention.py::test_bias_modules_are_permutation_equivariant checks P b P^T through "
+                "node summaries",
+    "SPDBias": "returns pair-level attention biases [B, heads, N_max, N_max] (see EdgeBias)",
+    "EGNN": "certified as the registered model 'egnn' (rows model:egnn (property) and (dynamics)), which calls it",
+}
+"""Public layers not certified here, with the reason."""
+
+MODEL_TASKS = {"graph_regression": "property", "dynamics": "dynamics"}
+"""Task kinds a registered model is certified on (as a graph-level invariant or a position-predicting network),
+with the label of its row."""
+
+EXEMPT_TASKS = {
+    "forecasting": "the sensor graph is fixed at construction, so relabelling the sensors means building a second "
+                   "model; tests/test_temporal_models.py checks them that way",
+}
+"""Task kinds whose models are not certified here, with the reason."""
+
+
+def public_layers() -> dict[str, type[nn.Module]]:
+    """Every public ``nn.Module`` class defined in a module under :mod:`gdl_graphs.nn`, by class name."""
+    package = importlib.import_module("gdl_graphs.nn")
+    found: dict[str, type[nn.Module]] = {}
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if (not name.startswith("_") and inspect.isclass(value) and issubclass(value, nn.Module)
+                    and value.__module__ == module.__name__):
+                found[name] = value
+    return found
+
+
+def layer_entries() -> list[Entry]:
+    """The discovered layers that :data:`LAYER_CHECKS` certifies."""
+    namespaces = {name: importlib.import_module(cls.__module__) for name, cls in public_layers().items()}
+    entries = []
+    for name in sorted(namespaces):
+        if name in LAYER_CHECKS:
+            build, call = LAYER_CHECKS[name]
+            entries.append(Entry(name, lambda build=build, ns=namespaces[name]: build(ns), call=call or
+                                 (lambda m, d: m(d.x, d.edge_index))))
+    return entries
 
 
 def model_entries() -> list[Entry]:
-    """Every graph model of :mod:`gdl_graphs.models` at a small width, as a graph-level (invariant) network."""
-    from gdl_graphs.models import LAYERS, GraphNet
+    """Every registered model at a small width, built by the registry for each of its task kinds in
+    :data:`MODEL_TASKS`."""
+    from gdl_graphs.data.benchmark import Benchmark
+    from gdl_graphs.models.registry import build_model, list_models
 
-    def build(name: str):
-        deg = torch.tensor([1, 2, 3, 2, 1]) if name == "pna" else None
-        return lambda: GraphNet(name, CHANNELS, 3, hidden_channels=16, num_layers=2, edge_dim=EDGE_DIM, deg=deg,
-                                virtual_node=name == "gin")
-
-    def egnn(task: str):
-        from gdl_graphs.models.registry import EGNNOnData
-        from gdl_graphs.nn.equivariant import EGNN
-
-        return lambda: EGNNOnData(EGNN(CHANNELS, 16, 3, num_layers=2, edge_dim=EDGE_DIM, task=task,
-                                       velocity=task == "dynamics"))
-
-    def dynamics_gnn():
-        from gdl_graphs.models.registry import DynamicsGNN
-
-        return DynamicsGNN(GraphNet("gin", CHANNELS + 6, 3, hidden_channels=16, num_layers=2, level="node"))
-
-    graph_models = [Entry(f"model:{name}", build(name), call=lambda m, d: m(d)) for name in LAYERS]
-    return graph_models + [Entry("model:egnn (property)", egnn("property"), call=lambda m, d: m(d)),
-                           Entry("model:egnn (dynamics)", egnn("dynamics"), call=lambda m, d: m(d)),
-                           Entry("model:gin (dynamics)", dynamics_gnn, call=lambda m, d: m(d))]
+    graphs = example_batch().to_data_list()
+    benchmarks = {kind: Benchmark("verify", kind, "mae" if kind == "graph_regression" else "mse", graphs, graphs,
+                                  graphs, num_features=CHANNELS, num_targets=3, num_edge_features=EDGE_DIM)
+                  for kind in MODEL_TASKS}
+    entries = []
+    for model in list_models():
+        for kind, label in MODEL_TASKS.items():
+            if kind in model.tasks:
+                entries.append(Entry(f"model:{model.name} ({label})",
+                                     lambda name=model.name, b=benchmarks[kind]: build_model(
+                                         name, b, hidden_channels=16, num_layers=2),
+                                     call=lambda m, d: m(d)))
+    return entries
 
 
 def all_entries() -> list[Entry]:
-    return conv_entries() + attention_entries() + equivariant_entries() + model_entries()
+    return layer_entries() + model_entries()
 
 
 def example_batch(seed: int = 0) -> Batch:

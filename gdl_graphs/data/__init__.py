@@ -5,10 +5,11 @@ for any dataset of :func:`list_benchmarks`; loaders live in :mod:`~gdl_graphs.da
 :mod:`~gdl_graphs.data.social` and :mod:`~gdl_graphs.data.traffic`.
 """
 
-from gdl_graphs.data.benchmark import METRICS, TASKS, Benchmark, ForecastSpec
+from gdl_graphs.data.benchmark import METRICS, TASKS, Benchmark, ForecastSpec, Metric, benchmark_is_single_graph
 from gdl_graphs.data.checksums import ChecksumError
 from gdl_graphs.data.registry import REGISTRY, DatasetSpec, get_spec, list_benchmarks, load_benchmark
 from gdl_graphs.data.root import DATA_ENV, data_root, default_root, export_data_root, require_data
 
 __all__ = ["DATA_ENV", "data_root", "default_root", "export_data_root", "require_data", "Benchmark", "ForecastSpec",
-           "TASKS", "METRICS", "ChecksumError", "DatasetSpec", "REGISTRY", "get_spec", "list_benchmarks", "load_benchmark"]
+           "TASKS", "METRICS", "Metric", "benchmark_is_single_graph", "ChecksumError", "DatasetSpec", "REGISTRY",
+           "get_spec", "list_benchmarks", "load_benchmark"]

@@ -7,13 +7,37 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
+from torch_geometric.data.data import BaseData
 
 TASKS = ("graph_classification", "graph_regression", "graph_multilabel", "node_classification", "forecasting",
          "dynamics")
 """Task kinds. ``graph_multilabel`` is multi-task binary classification scored by ROC-AUC (molhiv, BBBP, HIV)."""
 
-METRICS = ("accuracy", "mae", "rmse", "mse", "rocauc")
-"""Headline metrics. For forecasting, ``mae`` is DCRNN's masked MAE (:func:`gdl_graphs.data.traffic.masked_mae`)."""
+
+@dataclass(frozen=True)
+class Metric:
+    """A headline metric and its direction.
+
+    Attributes:
+        name: the key under which tasks report it.
+        higher_is_better: ``True`` for scores (accuracy, ROC-AUC), ``False`` for errors.
+        percent: shown as a percentage in tables.
+    """
+
+    name: str
+    higher_is_better: bool
+    percent: bool = False
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("accuracy", higher_is_better=True, percent=True),
+    Metric("mae", higher_is_better=False),
+    Metric("rmse", higher_is_better=False),
+    Metric("mse", higher_is_better=False),
+    Metric("rocauc", higher_is_better=True, percent=True),
+)}
+"""Headline metrics by name, the one place that says which way is better. For forecasting, ``mae`` is DCRNN's
+masked MAE (:func:`gdl_graphs.data.traffic.masked_mae`)."""
 
 
 @dataclass
@@ -41,7 +65,8 @@ class Benchmark:
 
     Attributes:
         name: canonical dataset name (``"MUTAG"``, ``"molhiv"``, ``"METR-LA"``).
-        task: one of :data:`TASKS`.
+        task: one of :data:`TASKS` (its training loop, loss and evaluation are the task kind of that name in
+            :data:`gdl_graphs.bench.tasks.TASK_KINDS`).
         metric: the headline metric, one of :data:`METRICS`.
         train, val, test: PyG datasets or index subsets of one; for transductive node tasks the single graph (a
             :class:`~torch_geometric.data.Data` with ``train_mask`` / ``val_mask`` / ``test_mask``); for forecasting
@@ -81,7 +106,7 @@ class Benchmark:
         if self.task not in TASKS:
             raise ValueError(f"Benchmark {self.name!r}: task {self.task!r} is not one of {TASKS}")
         if self.metric not in METRICS:
-            raise ValueError(f"Benchmark {self.name!r}: metric {self.metric!r} is not one of {METRICS}")
+            raise ValueError(f"Benchmark {self.name!r}: metric {self.metric!r} is not one of {tuple(METRICS)}")
         if self.task == "forecasting" and self.forecast is None:
             raise ValueError(f"Benchmark {self.name!r}: a forecasting task needs a ForecastSpec")
 
@@ -111,3 +136,8 @@ class Benchmark:
         train_idx, val_idx, test_idx = self.folds[i]
         return dataclasses.replace(self, train=self.dataset[train_idx], val=self.dataset[val_idx],
                                    test=self.dataset[test_idx], info={**self.info, "fold": i})
+
+
+def benchmark_is_single_graph(split) -> bool:
+    """Whether a split is one graph (transductive) rather than a dataset of graphs."""
+    return isinstance(split, BaseData)

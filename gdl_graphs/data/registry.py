@@ -8,7 +8,6 @@ import inspect
 import os
 from inspect import Parameter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.data.root import data_root
@@ -30,6 +29,8 @@ class DatasetSpec:
         required: raw files (relative to the root) the loader cannot do without, where only part of a folder may be
             staged (the traffic series).
         provided: for datasets without raw files, where they come from (shown by ``data list``).
+        node_attributes: what its graphs carry beyond ``x`` and ``edge_attr`` that a model may need (``pos``,
+            ``vel``); checked against a model's needs before any run.
     """
 
     name: str
@@ -43,6 +44,7 @@ class DatasetSpec:
     aliases: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
     provided: str = ""
+    node_attributes: tuple[str, ...] = ()
 
     @property
     def card(self) -> str:
@@ -87,7 +89,7 @@ _SPECS = [
     DatasetSpec("QM9", "molecules", "graph_regression", "mae", "gdl_graphs.data.qm9:load_qm9_benchmark", (),
                 "QM9 (qm9pack): 130,831 molecules, 12 quantum properties, 3D coordinates, EGNN split "
                 "100,000/17,748/13,083; target=, limit= for subsets",
-                provided="qm9pack package (source='pyg': PyG download)"),
+                provided="qm9pack package (source='pyg': PyG download)", node_attributes=("pos",)),
     # social / bio / citation
     *[DatasetSpec(tu, "social", "graph_classification", "accuracy", f"{_SOC}:load_tu", (f"{tu}/raw",),
                   f"TU {tu}: {summary}, stratified 10-fold CV (Errica et al.)", {"name": tu})
@@ -117,9 +119,9 @@ _SPECS = [
                             ("Chickenpox", "20 counties x 521 weeks", "chickenpox.json"),
                             ("PedalMe", "15 areas x 35 weeks", "pedalme_london.json"))],
     # synthetic
-    DatasetSpec("NBody", "synthetic", "dynamics", "mse", "gdl_graphs.data.registry:load_nbody", (),
+    DatasetSpec("NBody", "synthetic", "dynamics", "mse", "gdl_graphs.data.synthetic:load_nbody", (),
                 "charged N-body simulation (EGNN): predict positions after 1,000 steps",
-                provided="generated on first use"),
+                provided="generated on first use", node_attributes=("pos", "vel")),
 ]
 
 REGISTRY: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
@@ -152,15 +154,3 @@ def load_benchmark(name: str, root: str | os.PathLike | None = None, **options) 
 
         return load_tu(data_root(root), str(name)[3:], **options)
     return get_spec(name).load(root, **options)
-
-
-def load_nbody(root: Path, **options) -> Benchmark:
-    """Charged N-body dynamics from :mod:`gdl_graphs.data.synthetic` (``<root>/NBody``; generated on first use),
-    MSE of the predicted positions. ``options`` go to ``NBodyDataset`` (split sizes, ``seed``)."""
-    from gdl_graphs.data.synthetic import NBodyDataset
-
-    train, val, test = (NBodyDataset(str(root / "NBody"), split=s, **options) for s in ("train", "valid", "test"))
-    return Benchmark(name="NBody", task="dynamics", metric="mse", train=train, val=val, test=test,
-                     num_features=train.num_node_features, num_targets=train[0].y.size(-1),
-                     num_edge_features=train.num_edge_features,
-                     info={"split": "simulated train / valid / test streams", "seed": train.seed})

@@ -24,12 +24,14 @@ The trajectories follow the same recipe as EGNN's data but are not the same draw
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from torch_geometric.data import Data, InMemoryDataset
 
+from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.data.root import data_root
 
 SPLITS = ("train", "valid", "test")
@@ -205,3 +207,14 @@ class NBodyDataset(InMemoryDataset):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(split={self.split!r}, {len(self)} trajectories, seed={self.seed})"
+
+
+def load_nbody(root: Path, **options) -> Benchmark:
+    """Charged N-body dynamics (``<root>/NBody``; generated on first use), MSE of the predicted positions.
+    ``options`` go to :class:`NBodyDataset` (split sizes, ``seed``)."""
+    train, val, test = (NBodyDataset(str(Path(root) / "NBody"), split=s, **options)
+                        for s in ("train", "valid", "test"))
+    return Benchmark(name="NBody", task="dynamics", metric="mse", train=train, val=val, test=test,
+                     num_features=train.num_node_features, num_targets=train[0].y.size(-1),
+                     num_edge_features=train.num_edge_features,
+                     info={"split": "simulated train / valid / test streams", "seed": train.seed})

@@ -7,7 +7,8 @@ r"""The blueprint model for graph and node tasks: encoder -> L x block -> invari
     \hat{y} = \operatorname{MLP}\Big(\bigoplus_{i} \mathbf{h}^{(L)}_i\Big)
 
 Node tasks drop the readout (the head is applied per node); graph tasks pool with sum / mean / max. The layers
-come from :mod:`gdl_graphs.nn` by name (:data:`LAYERS`). Layers that bring their own residual and norm
+come from :mod:`gdl_graphs.nn` through the :class:`~gdl_graphs.models.registry.LayerSpec` of a registered model,
+which declares how each layer is built and called. Layers that bring their own residual and norm
 (``transformer``, ``gps``) are used as whole blocks. A virtual node (Gilmer et al. 2017; OGB's
 ``-virtual`` models) adds one learned vector per graph to every node before each layer and is updated from the
 sum of its graph's nodes.
@@ -15,71 +16,15 @@ sum of its graph's nodes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool
 from torch_geometric.utils import degree
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT, PERMUTATION_INVARIANT
-from gdl_graphs.nn import conv
-from gdl_graphs.nn.attention import GPSLayer, GraphTransformerLayer
+from gdl_graphs.models.registry import MODELS, LayerSpec
 from gdl_graphs.nn.readout import Readout
-
-
-def _mlp(channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(channels, channels), nn.BatchNorm1d(channels), nn.ReLU(),
-                         nn.Linear(channels, channels))
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """How to build one hidden layer of width ``channels`` and how it is called.
-
-    Attributes:
-        build: ``build(channels, heads, deg) -> module`` (``deg`` is the training in-degree histogram, for PNA).
-        uses_edges: called as ``layer(h, edge_index, edge_attr=e)`` with edge features of width ``channels``.
-        whole_block: brings its own residual and norm (the block adds neither).
-        needs_batch: also takes ``batch`` (attention within each graph).
-    """
-
-    build: Callable[[int, int, Tensor | None], nn.Module]
-    uses_edges: bool = False
-    whole_block: bool = False
-    needs_batch: bool = False
-    heads_divide_width: bool = False
-
-
-def _pna(channels: int, heads: int, deg: Tensor | None) -> nn.Module:
-    if deg is None:
-        raise ValueError("pna needs the in-degree histogram of the training graphs (deg)")
-    return conv.PNAConv(channels, channels, aggregators=["mean", "min", "max", "std"],
-                        scalers=["identity", "amplification", "attenuation"], deg=deg, edge_dim=channels)
-
-
-def _mpnn(channels: int, heads: int, deg: Tensor | None) -> nn.Module:
-    edge_network = nn.Sequential(nn.Linear(channels, 32), nn.ReLU(), nn.Linear(32, channels * channels))
-    return conv.MPNNConv(channels, channels, edge_dim=channels, nn=edge_network, aggr="mean")
-
-
-LAYERS: dict[str, LayerSpec] = {
-    "gcn": LayerSpec(lambda c, h, d: conv.GCNConv(c, c)),
-    "sage": LayerSpec(lambda c, h, d: conv.SAGEConv(c, c)),
-    "gin": LayerSpec(lambda c, h, d: conv.GINConv(_mlp(c), train_eps=True)),
-    "gat": LayerSpec(lambda c, h, d: conv.GATConv(c, c // h, heads=h), heads_divide_width=True),
-    "gatedgcn": LayerSpec(lambda c, h, d: conv.GatedGCNConv(c, c, edge_dim=c, residual=False, batch_norm=False,
-                                                            return_edge_features=True), uses_edges=True),
-    "mpnn": LayerSpec(_mpnn, uses_edges=True, whole_block=True),
-    "pna": LayerSpec(_pna, uses_edges=True),
-    "transformer": LayerSpec(lambda c, h, d: GraphTransformerLayer(c, heads=h), whole_block=True,
-                             needs_batch=True, heads_divide_width=True),
-    "gps": LayerSpec(lambda c, h, d: GPSLayer(c, local="gine", heads=h, edge_dim=c), uses_edges=True,
-                     whole_block=True, needs_batch=True, heads_divide_width=True),
-}
-"""Hidden layers by model name. ``mpnn`` is the edge network + GRU update of Gilmer et al. (its GRU is the
-residual); ``gps`` uses GINE as its local layer, as in GraphGPS."""
+from gdl_graphs.nn.validation import check_positive_ints
 
 
 class FeatureEncoder(nn.Module):
@@ -111,7 +56,8 @@ class GraphNet(nn.Module):
     r"""Encoder -> ``num_layers`` x [layer, norm, ReLU, dropout, residual] -> readout -> MLP head.
 
     Args:
-        layer: a name of :data:`LAYERS`.
+        layer: a registered model built on this blueprint (``"gin"``, ``"gps"``, ...) or a
+            :class:`~gdl_graphs.models.registry.LayerSpec`.
         in_channels: node feature columns (0: none, a learned constant is used).
         out_channels: outputs per graph (or per node when ``level="node"``).
         hidden_channels: width of every hidden layer.
@@ -130,31 +76,28 @@ class GraphNet(nn.Module):
     ``data.batch`` ``[N]`` -> ``[B, out_channels]`` (graph level) or ``[N, out_channels]`` (node level).
     """
 
-    def __init__(self, layer: str, in_channels: int, out_channels: int, hidden_channels: int = 64,
+    def __init__(self, layer: str | LayerSpec, in_channels: int, out_channels: int, hidden_channels: int = 64,
                  num_layers: int = 4, level: str = "graph", edge_dim: int = 0,
                  node_vocab: tuple[int, ...] | None = None, edge_vocab: tuple[int, ...] | None = None,
                  readout: str = "mean", heads: int = 4, dropout: float = 0.0, norm: str | None = "batch_norm",
                  virtual_node: bool = False, deg: Tensor | None = None):
         super().__init__()
-        if layer not in LAYERS:
-            raise ValueError(f"layer must be one of {sorted(LAYERS)}, got {layer!r}")
+        spec = layer if isinstance(layer, LayerSpec) else _layer_spec(layer)
         if level not in ("graph", "node"):
             raise ValueError(f"level must be 'graph' or 'node', got {level!r}")
-        for name, value in (("hidden_channels", hidden_channels), ("num_layers", num_layers),
-                            ("out_channels", out_channels), ("heads", heads)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        spec = LAYERS[layer]
-        if spec.heads_divide_width and hidden_channels % heads:
+        check_positive_ints(hidden_channels=hidden_channels, num_layers=num_layers, out_channels=out_channels,
+                            heads=heads)
+        if spec.heads and hidden_channels % heads:
             raise ValueError(f"hidden_channels={hidden_channels} must be divisible by heads={heads} for {layer}")
         if norm not in ("batch_norm", "layer_norm", None):
             raise ValueError(f"norm must be 'batch_norm', 'layer_norm' or None, got {norm!r}")
-        self.layer_name, self.spec, self.level = layer, spec, level
+        self.layer_name = layer if isinstance(layer, str) else "custom"
+        self.spec, self.level = spec, level
         self.hidden_channels, self.num_layers, self.dropout = hidden_channels, num_layers, dropout
         self.symmetry = PERMUTATION_INVARIANT if level == "graph" else PERMUTATION_EQUIVARIANT
         self.node_encoder = FeatureEncoder(in_channels, hidden_channels, node_vocab)
-        self.edge_encoder = FeatureEncoder(edge_dim, hidden_channels, edge_vocab) if spec.uses_edges else None
-        self.layers = nn.ModuleList(spec.build(hidden_channels, heads, deg) for _ in range(num_layers))
+        self.edge_encoder = FeatureEncoder(edge_dim, hidden_channels, edge_vocab) if spec.takes_edge_attr else None
+        self.layers = nn.ModuleList(spec.make(hidden_channels, heads, deg) for _ in range(num_layers))
         make_norm = {"batch_norm": nn.BatchNorm1d, "layer_norm": nn.LayerNorm}.get(norm)
         self.norms = nn.ModuleList(make_norm(hidden_channels) if make_norm and not spec.whole_block
                                    else nn.Identity() for _ in range(num_layers))
@@ -191,7 +134,7 @@ class GraphNet(nn.Module):
         for i, (layer, norm) in enumerate(zip(self.layers, self.norms)):
             if vn is not None:
                 h = h + vn[batch]
-            out = self._call(layer, h, edge_index, e, batch)
+            out = self.spec.call(layer, h, edge_index, e, batch)
             if isinstance(out, tuple):
                 out, e = out
             if self.spec.whole_block:
@@ -206,18 +149,43 @@ class GraphNet(nn.Module):
             h = self.readout(h, batch, num_graphs)
         return self.head(h)
 
-    def _call(self, layer: nn.Module, h: Tensor, edge_index: Tensor, e: Tensor | None, batch: Tensor):
-        if self.layer_name == "transformer":
-            return layer(h, batch)
-        if self.layer_name == "gps":
-            return layer(h, edge_index, batch, edge_attr=e)
-        if self.spec.uses_edges:
-            return layer(h, edge_index, edge_attr=e)
-        return layer(h, edge_index)
-
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.layer_name}, hidden={self.hidden_channels}, "
                 f"layers={self.num_layers}, level={self.level!r}, virtual_node={self.virtual is not None})")
+
+
+class DynamicsGNN(nn.Module):
+    """Non-equivariant baseline for dynamics (the "GNN" row of Satorras et al. 2021): positions and velocities
+    are fed as node features and a node-level :class:`GraphNet` predicts the displacement, so it must learn the
+    symmetry from data.
+
+    Args:
+        layer: as for :class:`GraphNet`.
+        in_channels: node feature columns besides positions and velocities (0: none).
+        hidden_channels: width of the :class:`GraphNet`.
+        dim: spatial dimension of ``pos`` and ``vel`` (the network reads ``2 * dim`` more columns).
+        options: the other :class:`GraphNet` arguments (``edge_dim``, ``num_layers`` ...).
+    """
+
+    symmetry = PERMUTATION_EQUIVARIANT
+
+    def __init__(self, layer: str | LayerSpec, in_channels: int, hidden_channels: int, dim: int = 3, **options):
+        super().__init__()
+        self.net = GraphNet(layer, in_channels + 2 * dim, dim, hidden_channels, level="node", **options)
+
+    def forward(self, data) -> Tensor:
+        features = [data.pos, data.vel] + ([data.x] if "x" in data and data.x is not None else [])
+        inputs = data.clone()
+        inputs.x = torch.cat(features, dim=-1)
+        return data.pos + self.net(inputs)
+
+
+def _layer_spec(name: str) -> LayerSpec:
+    entry = MODELS.get(name)
+    if entry is None or entry.layer is None:
+        choices = sorted(n for n, e in MODELS.items() if e.layer is not None)
+        raise ValueError(f"layer must be one of {choices}, got {name!r}")
+    return entry.layer
 
 
 def in_degree_histogram(dataset) -> Tensor:

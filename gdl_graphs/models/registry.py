@@ -1,4 +1,11 @@
-"""Models by name, built for a :class:`~gdl_graphs.data.Benchmark`, with a parameter budget that sets the width.
+"""The one model registry: every model by name, with what it needs and supports, and how it is built for a
+:class:`~gdl_graphs.data.Benchmark`.
+
+Each :class:`ModelEntry` declares the task kinds it trains on, the inputs it needs (``pos``) or uses (node and edge
+features), its calling convention (:class:`LayerSpec` for the hidden layer of a :class:`GraphNet`), declared training
+behaviour (teacher forcing, a baseline fitted on the training series, auxiliary losses) and paper recipes as data
+(:class:`Recipe`). Config validation (:func:`compatible` / :func:`incompatibility`), ``gdl-bench list``,
+``gdl-bench verify`` and the harness read from it. The entries themselves are in :mod:`gdl_graphs.models.catalog`.
 
 ``build_model(name, benchmark, budget=100_000)`` picks the widest hidden size whose model stays within the budget
 (as benchmarking-gnns does with its 100k / 500k budgets), so architectures are compared at equal size.
@@ -6,47 +13,156 @@
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
-import torch
 from torch import Tensor, nn
-from torch_geometric.data.data import BaseData
 
-from gdl_graphs.data.benchmark import Benchmark
-from gdl_graphs.groups import EN_EQUIVARIANT, PERMUTATION_EQUIVARIANT, PERMUTATION_INVARIANT
-from gdl_graphs.models.graph_net import LAYERS, GraphNet, in_degree_histogram
+from gdl_graphs.data.benchmark import TASKS, Benchmark
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """How a :class:`~gdl_graphs.models.GraphNet` builds one hidden layer of width ``channels`` and calls it.
+
+    The calling convention is ``layer(h, [edge_index], [batch], [edge_attr=e])``, each part declared here once.
+
+    Attributes:
+        build: ``build(channels, **extra) -> module``; ``extra`` holds ``heads`` when :attr:`heads` is set and
+            ``deg`` when :attr:`needs_degree` is set, nothing else.
+        takes_edge_index: called with ``edge_index`` (not for attention over each whole graph).
+        takes_batch: called with ``batch`` (attention within each graph).
+        takes_edge_attr: called with ``edge_attr=e``, edge features of width ``channels`` (may return ``(h, e)``).
+        whole_block: brings its own residual and norm (the block adds neither).
+        heads: takes ``heads``, which must divide the width.
+        needs_degree: takes ``deg``, the in-degree histogram of the training graphs (PNA).
+    """
+
+    build: Callable[..., nn.Module]
+    takes_edge_index: bool = True
+    takes_batch: bool = False
+    takes_edge_attr: bool = False
+    whole_block: bool = False
+    heads: bool = False
+    needs_degree: bool = False
+
+    def make(self, channels: int, heads: int, deg: Tensor | None) -> nn.Module:
+        extra = {}
+        if self.heads:
+            extra["heads"] = heads
+        if self.needs_degree:
+            if deg is None:
+                raise ValueError("this layer needs the in-degree histogram of the training graphs (deg)")
+            extra["deg"] = deg
+        return self.build(channels, **extra)
+
+    def call(self, layer: nn.Module, h: Tensor, edge_index: Tensor, edge_attr: Tensor | None, batch: Tensor):
+        args = [h] + ([edge_index] if self.takes_edge_index else []) + ([batch] if self.takes_batch else [])
+        return layer(*args, **({"edge_attr": edge_attr} if self.takes_edge_attr else {}))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A paper's exact settings for one model on one dataset, as data (the fair-budget default is the entry).
+
+    Attributes:
+        name: short id, unique within the model (``"benchmarking-gnns"``).
+        source: the paper or code it reproduces.
+        dataset: the dataset it was published on.
+        settings: :class:`~gdl_graphs.bench.RunConfig` fields (``epochs``, ``lr``, ``batch_size``, ``budget`` ...).
+        model_options: constructor options of the model (``num_layers``, ``readout``, ``hidden_channels`` ...).
+        published: the published numbers it should reproduce (metric -> value).
+    """
+
+    name: str
+    source: str
+    dataset: str
+    settings: dict = field(default_factory=dict)
+    model_options: dict = field(default_factory=dict)
+    published: dict = field(default_factory=dict)
+
+
+Builder = Callable[["ModelEntry", Benchmark, dict], Callable[[int], nn.Module]]
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One registered model: its family (``graph`` / ``geometric`` / ``temporal``) and a one-line summary."""
+    """One registered model.
+
+    Attributes:
+        name: the name used in suites and on the command line.
+        family: ``graph`` / ``geometric`` / ``temporal`` (for listings).
+        summary: one line for listings.
+        tasks: the task kinds (:data:`~gdl_graphs.data.TASKS`) it trains on.
+        build: ``build(entry, benchmark, options) -> make(width)`` returning a module of that width.
+        layer: the hidden layer and its calling convention (models built on :class:`GraphNet`).
+        module: the model class where the entry builds one class directly (temporal models).
+        needs_pos: needs node coordinates ``pos`` in the data.
+        uses_node_features, uses_edge_features: reads ``x`` / ``edge_attr`` where the dataset has them.
+        sized_by_budget: its width is set by the parameter budget (temporal models keep their published sizes).
+        width_option: the constructor option a fixed ``hidden_channels`` goes to when not sized by budget.
+        takes_input_len: its constructor needs the input window length (``in_steps``).
+        teacher_forcing: ``forward(x, y, teacher_forcing_ratio=)`` takes the targets (scheduled sampling).
+        fits_training_series: a baseline fitted once on the training series (``fit``) before evaluation.
+        aux_losses: names of auxiliary losses its ``auxiliary_loss()`` returns, added to the task loss.
+        recipes: paper recipes (:class:`Recipe`).
+    """
 
     name: str
     family: str
     summary: str
+    tasks: frozenset[str]
+    build: Builder
+    layer: LayerSpec | None = None
+    module: type[nn.Module] | None = None
+    needs_pos: bool = False
+    uses_node_features: bool = True
+    uses_edge_features: bool = False
+    sized_by_budget: bool = True
+    width_option: str | None = None
+    takes_input_len: bool = False
+    teacher_forcing: bool = False
+    fits_training_series: bool = False
+    aux_losses: tuple[str, ...] = ()
+    recipes: tuple[Recipe, ...] = ()
+
+    def __post_init__(self):
+        unknown = set(self.tasks) - set(TASKS)
+        if unknown:
+            raise ValueError(f"model {self.name!r}: unknown task kinds {sorted(unknown)} (known: {TASKS})")
+        names = [recipe.name for recipe in self.recipes]
+        if len(names) != len(set(names)):
+            raise ValueError(f"model {self.name!r}: recipe names must be unique, got {names}")
+
+    def recipe(self, name: str) -> Recipe:
+        """The recipe called ``name``."""
+        for recipe in self.recipes:
+            if recipe.name == name:
+                return recipe
+        raise KeyError(f"model {self.name!r} has no recipe {name!r}; recipes: {[r.name for r in self.recipes]}")
+
+    def needs(self) -> list[str]:
+        """What the model requires of a dataset, for listings."""
+        return ["pos"] if self.needs_pos else []
 
 
-MODELS: dict[str, ModelEntry] = {e.name: e for e in [
-    ModelEntry("gcn", "graph", "GCN (Kipf & Welling 2017)"),
-    ModelEntry("gin", "graph", "GIN with a 2-layer MLP and learned eps (Xu et al. 2019)"),
-    ModelEntry("gat", "graph", "GAT, multi-head, concatenated (Velickovic et al. 2018)"),
-    ModelEntry("gatedgcn", "graph", "GatedGCN with edge gates and edge features (Bresson & Laurent 2017)"),
-    ModelEntry("mpnn", "graph", "MPNN: edge network + GRU update (Gilmer et al. 2017)"),
-    ModelEntry("pna", "graph", "PNA: mean/min/max/std x degree scalers (Corso et al. 2020)"),
-    ModelEntry("sage", "graph", "GraphSAGE, mean aggregation (Hamilton et al. 2017)"),
-    ModelEntry("transformer", "graph", "Graph Transformer: full attention within each graph"),
-    ModelEntry("gps", "graph", "GPS: GINE + full attention + FFN (Rampasek et al. 2022)"),
-    ModelEntry("egnn", "geometric", "EGNN, E(n)-equivariant (Satorras et al. 2021); needs pos"),
-    ModelEntry("dcrnn", "temporal", "DCRNN: diffusion-convolutional GRU encoder-decoder (Li et al. 2018)"),
-    ModelEntry("stgcn", "temporal", "STGCN: gated temporal conv + Chebyshev graph conv (Yu et al. 2018)"),
-    ModelEntry("graph_wavenet", "temporal", "Graph WaveNet: dilated causal conv + adaptive diffusion (Wu et al. "
-                                            "2019)"),
-    ModelEntry("historical_average", "temporal", "baseline: mean of the input window / time-of-day slot"),
-    ModelEntry("last_value", "temporal", "baseline: repeats the last observation"),
-]}
+MODELS: dict[str, ModelEntry] = {}
+"""Registered models by name, filled by :mod:`gdl_graphs.models.catalog`."""
 
-GRAPH_TASKS = ("graph_classification", "graph_regression", "graph_multilabel", "node_classification")
+
+def register(entry: ModelEntry) -> ModelEntry:
+    """Add ``entry`` to :data:`MODELS` (names are unique)."""
+    if entry.name in MODELS:
+        raise ValueError(f"a model called {entry.name!r} is already registered")
+    MODELS[entry.name] = entry
+    return entry
+
+
+def get_model(name: str) -> ModelEntry:
+    """The registered model called ``name``; an unknown name lists the registered ones."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered: {', '.join(MODELS)}")
+    return MODELS[name]
 
 
 def list_models(family: str | None = None) -> list[ModelEntry]:
@@ -74,14 +190,26 @@ def parse_budget(budget) -> int | None:
     return int(value)
 
 
-def compatible(name: str, task: str) -> bool:
-    """Whether model ``name`` can be trained on a task kind."""
-    family = MODELS[name].family
-    if family == "temporal":
-        return task == "forecasting"
-    if family == "geometric":
-        return task in ("dynamics", "graph_regression")
-    return task in GRAPH_TASKS or task == "dynamics"
+def incompatibility(name: str, task: str, provides: frozenset[str] | set[str] = frozenset(),
+                    dataset: str = "the dataset") -> str | None:
+    """Why model ``name`` cannot train on a dataset of kind ``task`` that provides the node attributes ``provides``
+    (e.g. ``{"pos"}``), or ``None`` when it can."""
+    entry = get_model(name)
+    if task not in entry.tasks:
+        return (f"{name!r} ({entry.family}) cannot train on {dataset} ({task}); it trains on "
+                f"{', '.join(sorted(entry.tasks))}")
+    if entry.needs_pos and "pos" not in provides:
+        return (f"{name!r} needs node coordinates (pos), which {dataset} ({task}) does not provide; use a dataset "
+                f"with 3D positions (QM9, NBody) or a graph model")
+    return None
+
+
+def compatible(name: str, task: str, provides: frozenset[str] | set[str] | None = None) -> bool:
+    """Whether model ``name`` can be trained on a task kind (and, when ``provides`` is given, on a dataset
+    providing those node attributes)."""
+    if provides is None:
+        return task in get_model(name).tasks
+    return incompatibility(name, task, provides) is None
 
 
 def build_model(name: str, benchmark: Benchmark, budget=None, hidden_channels: int | None = None,
@@ -91,24 +219,21 @@ def build_model(name: str, benchmark: Benchmark, budget=None, hidden_channels: i
     Args:
         name: a key of :data:`MODELS`.
         benchmark: the dataset bundle (its task and dimensions decide the input encoder and the head).
-        budget: parameter budget; the hidden width is the largest (multiple of 8) that fits. Ignored by temporal
-            models, which keep their published sizes unless ``options`` say otherwise.
+        budget: parameter budget; the hidden width is the largest (multiple of 8) that fits. Ignored by models not
+            sized by budget (temporal models keep their published sizes unless ``options`` say otherwise).
         hidden_channels: a fixed width instead of a budget.
         options: passed to the model's constructor (``num_layers``, ``dropout``, ``readout``, ``virtual_node``...).
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; registered: {', '.join(MODELS)}")
-    if not compatible(name, benchmark.task):
-        raise ValueError(f"model {name!r} ({MODELS[name].family}) cannot be trained on {benchmark.name} "
+    entry = get_model(name)
+    if benchmark.task not in entry.tasks:
+        raise ValueError(f"model {name!r} ({entry.family}) cannot be trained on {benchmark.name} "
                          f"({benchmark.task})")
     budget = parse_budget(budget)
-    if MODELS[name].family == "temporal":
-        from gdl_graphs.models.temporal import TEMPORAL_MODELS
-
-        if hidden_channels is not None and "hidden_channels" in inspect.signature(TEMPORAL_MODELS[name]).parameters:
-            options.setdefault("hidden_channels", hidden_channels)
-        return _build_temporal(name, benchmark, **options)
-    make = _graph_builder(name, benchmark, options)
+    if not entry.sized_by_budget:
+        if hidden_channels is not None and entry.width_option is not None:
+            options.setdefault(entry.width_option, hidden_channels)
+        return entry.build(entry, benchmark, options)(None)
+    make = entry.build(entry, benchmark, options)
     if hidden_channels is not None:
         return make(hidden_channels)
     if budget is None:
@@ -128,87 +253,3 @@ def width_for_budget(make, budget: int, step: int = 8) -> int:
         middle = (low + high) // 2 // step * step
         low, high = (middle, high) if count_parameters(make(middle)) <= budget else (low, middle)
     return low
-
-
-def _graph_builder(name: str, benchmark: Benchmark, options: dict):
-    if name == "egnn":
-        return _egnn_builder(benchmark, options)
-    options = dict(options)
-    if name == "pna" and "deg" not in options:
-        options["deg"] = in_degree_histogram(_graphs(benchmark.train))
-    if benchmark.task == "dynamics":
-        return lambda width: DynamicsGNN(GraphNet(name, benchmark.num_features + 6, 3, width, level="node",
-                                                  edge_dim=benchmark.num_edge_features, **options))
-    level = "node" if benchmark.task == "node_classification" else "graph"
-    if LAYERS[name].heads_divide_width:
-        options.setdefault("heads", 4)
-    return lambda width: GraphNet(name, benchmark.num_features, benchmark.num_targets, width, level=level,
-                                  edge_dim=benchmark.num_edge_features, node_vocab=benchmark.node_vocab,
-                                  edge_vocab=benchmark.edge_vocab, **options)
-
-
-def _graphs(split):
-    return [split] if benchmark_is_single_graph(split) else split
-
-
-def benchmark_is_single_graph(split) -> bool:
-    """Whether a split is one graph (transductive) rather than a dataset of graphs."""
-    return isinstance(split, BaseData)
-
-
-def _egnn_builder(benchmark: Benchmark, options: dict):
-    from gdl_graphs.nn.equivariant import EGNN
-
-    options = dict(options)
-    if benchmark.task == "dynamics":
-        options.setdefault("velocity", True)
-        return lambda width: EGNNOnData(EGNN(benchmark.num_features, width, 3, task="dynamics",
-                                             edge_dim=benchmark.num_edge_features, **options))
-    return lambda width: EGNNOnData(EGNN(benchmark.num_features, width, benchmark.num_targets, task="property",
-                                         **options))
-
-
-class DynamicsGNN(nn.Module):
-    """Non-equivariant baseline for dynamics (the "GNN" row of Satorras et al. 2021): positions and velocities
-    are fed as node features and the network predicts the displacement, so it must learn the symmetry from data."""
-
-    symmetry = PERMUTATION_EQUIVARIANT
-
-    def __init__(self, net: GraphNet):
-        super().__init__()
-        self.net = net
-
-    def forward(self, data) -> Tensor:
-        features = [data.pos, data.vel] + ([data.x] if "x" in data and data.x is not None else [])
-        inputs = data.clone()
-        inputs.x = torch.cat(features, dim=-1)
-        return data.pos + self.net(inputs)
-
-
-class EGNNOnData(nn.Module):
-    """Calls an :class:`~gdl_graphs.nn.equivariant.EGNN` on a PyG batch: ``x`` / ``z``, ``pos``, ``edge_index``,
-    ``batch``, and ``edge_attr`` / ``vel`` where the model was built to use them. Dynamics models output positions
-    (E(n)-equivariant); property models one invariant vector per graph."""
-
-    def __init__(self, egnn: nn.Module):
-        super().__init__()
-        self.egnn = egnn
-        self.symmetry = EN_EQUIVARIANT if egnn.task == "dynamics" else PERMUTATION_INVARIANT
-
-    def forward(self, data) -> Tensor:
-        def field(key: str, wanted: bool = True):
-            return getattr(data, key) if wanted and key in data else None
-
-        return self.egnn(x=field("x"), pos=data.pos, edge_index=data.edge_index, batch=field("batch"),
-                         edge_attr=field("edge_attr", self.egnn.edge_dim > 0), vel=field("vel", self.egnn.velocity),
-                         z=field("z", self.egnn.num_atom_types is not None))
-
-
-def _build_temporal(name: str, benchmark: Benchmark, **options) -> nn.Module:
-    from gdl_graphs.models.temporal import build_temporal_model
-
-    spec = benchmark.forecast
-    if name == "stgcn":
-        options.setdefault("in_steps", spec.input_len)
-    return build_temporal_model(name, spec.num_nodes, benchmark.num_features, spec.horizon, spec.edge_index,
-                                spec.edge_weight, **options)

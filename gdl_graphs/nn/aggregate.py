@@ -225,6 +225,11 @@ def clear_cache() -> None:
     _cache.clear()
 
 
+def is_cached(edge_index: Tensor, num_src: int, num_dst: int) -> bool:
+    """Whether an :class:`Adjacency` of ``edge_index`` with these node counts is cached (it was validated then)."""
+    return _cache.get(edge_index, num_src, num_dst) is not None
+
+
 def adjacency(edge_index: Tensor, num_nodes: int | tuple[int, int]) -> Adjacency:
     """The (cached) :class:`Adjacency` of ``edge_index``.
 

@@ -16,6 +16,16 @@ from torch_geometric.utils import is_sparse, to_edge_index
 from gdl_graphs.nn import aggregate
 
 
+def check_positive_ints(allow_none: bool = False, **values) -> None:
+    """Raise ``ValueError`` naming the first argument of ``values`` (name -> value) that is not an ``int`` >= 1
+    (``None`` passes where ``allow_none``): ``check_positive_ints(hidden_channels=h, num_layers=L)``."""
+    for name, value in values.items():
+        if allow_none and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
+
+
 def as_edge_index(edge_index, edge_weight: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
     """Return ``(edge_index, edge_weight)`` for an ``edge_index`` tensor or a sparse adjacency ``adj_t``.
 
@@ -47,7 +57,7 @@ def check_edge_index(edge_index: Tensor, num_src: int, num_dst: int | None = Non
         raise ValueError(f"edge_index must have shape [2, num_edges], got {list(edge_index.shape)}")
     if torch.compiler.is_compiling() or edge_index.numel() == 0:
         return
-    if aggregate._cache.get(edge_index, num_src, num_dst) is not None:
+    if aggregate.is_cached(edge_index, num_src, num_dst):
         return  # validated when it was cached
     low = int(edge_index.min())
     if low < 0:

@@ -1,6 +1,7 @@
 r"""Spatio-temporal forecasting models on a fixed sensor graph.
 
-Every model is built as ``Model(num_nodes, in_channels, out_horizon, edge_index, edge_weight, **options)`` and maps
+Every model is built as ``Model(num_nodes, in_channels, out_horizon, edge_index, edge_weight, **options)`` (its
+entry in :data:`gdl_graphs.models.MODELS` says what it declares) and maps
 an input window ``x [B, T_in, N, F]`` (scaled units, feature 0 the target signal) to ``y_hat [B, T_out, N]``. The
 layers are :math:`S_n`-equivariant in space (relabel the sensors in ``x`` and the graph together and the forecast
 is relabelled the same way) and shift-equivariant in time (convolutions and recurrences shared over steps).
@@ -20,31 +21,24 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from gdl_graphs.models.registry import list_models
 from gdl_graphs.models.temporal.baselines import HistoricalAverage, LastValue
 from gdl_graphs.models.temporal.dcrnn import DCGRUCell, DCRNN, scheduled_sampling_probability
 from gdl_graphs.models.temporal.diffusion import DiffusionConv, dense_adjacency, diffusion_operators
 from gdl_graphs.models.temporal.graph_wavenet import GatedTCN, GraphWaveNet
 from gdl_graphs.models.temporal.stgcn import ChebGraphConv, STConvBlock, STGCN, TemporalGatedConv, scaled_laplacian
 
-TEMPORAL_MODELS: dict[str, type[nn.Module]] = {
-    "dcrnn": DCRNN,
-    "stgcn": STGCN,
-    "graph_wavenet": GraphWaveNet,
-    "historical_average": HistoricalAverage,
-    "last_value": LastValue,
-}
-
-
 def build_temporal_model(name: str, num_nodes: int, in_channels: int, out_horizon: int, edge_index: Tensor,
                          edge_weight: Tensor | None = None, **kwargs) -> nn.Module:
     """Build the forecasting model registered as ``name`` (see the table above); ``kwargs`` go to its constructor."""
-    if name not in TEMPORAL_MODELS:
-        raise ValueError(f"name must be one of {sorted(TEMPORAL_MODELS)}, got {name!r}")
-    return TEMPORAL_MODELS[name](num_nodes, in_channels, out_horizon, edge_index, edge_weight, **kwargs)
+    modules = {entry.name: entry.module for entry in list_models("temporal")}
+    if name not in modules:
+        raise ValueError(f"name must be one of {sorted(modules)}, got {name!r}")
+    return modules[name](num_nodes, in_channels, out_horizon, edge_index, edge_weight, **kwargs)
 
 
 __all__ = [
-    "TEMPORAL_MODELS", "build_temporal_model",
+    "build_temporal_model",
     "DCRNN", "DCGRUCell", "scheduled_sampling_probability",
     "STGCN", "STConvBlock", "ChebGraphConv", "TemporalGatedConv", "scaled_laplacian",
     "GraphWaveNet", "GatedTCN",

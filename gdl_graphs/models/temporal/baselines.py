@@ -13,12 +13,7 @@ from torch import Tensor, nn
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
 from gdl_graphs.models.temporal.diffusion import check_window
-
-
-def _check_sizes(num_nodes: int, in_channels: int, out_horizon: int) -> None:
-    for name, value in (("num_nodes", num_nodes), ("in_channels", in_channels), ("out_horizon", out_horizon)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+from gdl_graphs.nn.validation import check_positive_ints
 
 
 class LastValue(nn.Module):
@@ -33,7 +28,7 @@ class LastValue(nn.Module):
     def __init__(self, num_nodes: int, in_channels: int, out_horizon: int, edge_index: Tensor | None = None,
                  edge_weight: Tensor | None = None):
         super().__init__()
-        _check_sizes(num_nodes, in_channels, out_horizon)
+        check_positive_ints(num_nodes=num_nodes, in_channels=in_channels, out_horizon=out_horizon)
         self.num_nodes, self.in_channels, self.out_horizon = num_nodes, in_channels, out_horizon
 
     def reset_parameters(self) -> None:
@@ -80,10 +75,9 @@ class HistoricalAverage(nn.Module):
     def __init__(self, num_nodes: int, in_channels: int, out_horizon: int, edge_index: Tensor | None = None,
                  edge_weight: Tensor | None = None, *, steps_per_day: int | None = None, time_feature: int = 1):
         super().__init__()
-        _check_sizes(num_nodes, in_channels, out_horizon)
+        check_positive_ints(num_nodes=num_nodes, in_channels=in_channels, out_horizon=out_horizon)
+        check_positive_ints(allow_none=True, steps_per_day=steps_per_day)
         if steps_per_day is not None:
-            if not isinstance(steps_per_day, int) or steps_per_day < 1:
-                raise ValueError(f"steps_per_day must be a positive int or None, got {steps_per_day!r}")
             if not 0 < time_feature < in_channels:
                 raise ValueError(f"time_feature={time_feature} must index a feature other than the target "
                                  f"(1..{in_channels - 1}); a calendar needs in_channels >= 2")
@@ -96,6 +90,11 @@ class HistoricalAverage(nn.Module):
     def fitted(self) -> bool:
         """Whether the slot table holds fitted values (it travels in the state dict)."""
         return self.table is not None and not bool(torch.isnan(self.table).any())
+
+    @property
+    def needs_fit(self) -> bool:
+        """Whether :meth:`fit` must run before the model can forecast (a calendar, not fitted yet)."""
+        return self.steps_per_day is not None and not self.fitted
 
     def reset_parameters(self) -> None:
         """Forget the fitted table (no learned parameters)."""

@@ -17,6 +17,7 @@ from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
 from gdl_graphs.models.temporal.diffusion import (
     DiffusionConv, check_window, dense_adjacency, diffusion_operators,
 )
+from gdl_graphs.nn.validation import check_positive_ints
 
 
 def scheduled_sampling_probability(step: int, decay_steps: float = 2000.0) -> float:
@@ -103,10 +104,8 @@ class DCRNN(nn.Module):
     def __init__(self, num_nodes: int, in_channels: int, out_horizon: int, edge_index: Tensor,
                  edge_weight: Tensor | None = None, *, hidden_channels: int = 64, num_layers: int = 2, K: int = 2):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_horizon", out_horizon),
-                            ("hidden_channels", hidden_channels), ("num_layers", num_layers)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_ints(in_channels=in_channels, out_horizon=out_horizon, hidden_channels=hidden_channels,
+                            num_layers=num_layers)
         self.num_nodes, self.in_channels, self.out_horizon = num_nodes, in_channels, out_horizon
         self.hidden_channels, self.num_layers, self.K = hidden_channels, num_layers, K
         forward_op, backward_op = diffusion_operators(dense_adjacency(edge_index, edge_weight, num_nodes))

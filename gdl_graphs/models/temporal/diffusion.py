@@ -24,7 +24,7 @@ from torch_geometric.nn import Linear
 from torch_geometric.utils import to_dense_adj
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
-from gdl_graphs.nn.validation import check_edge_index, check_edge_weight
+from gdl_graphs.nn.validation import check_edge_index, check_edge_weight, check_positive_ints
 
 
 def dense_adjacency(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int) -> Tensor:
@@ -35,8 +35,7 @@ def dense_adjacency(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: i
         ValueError: naming ``num_nodes``, ``edge_index`` or ``edge_weight`` when it is malformed, out of range,
             negative or not finite.
     """
-    if not isinstance(num_nodes, int) or num_nodes < 1:
-        raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}")
+    check_positive_ints(num_nodes=num_nodes)
     check_edge_index(edge_index, num_nodes)
     check_edge_weight(edge_weight, edge_index.size(1))
     if edge_weight is not None:

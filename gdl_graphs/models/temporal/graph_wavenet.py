@@ -17,6 +17,7 @@ from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
 from gdl_graphs.models.temporal.diffusion import (
     DiffusionConv, check_window, dense_adjacency, diffusion_operators,
 )
+from gdl_graphs.nn.validation import check_positive_ints
 
 
 def _conv_channels_last(conv: nn.Module, x: Tensor) -> Tensor:
@@ -114,10 +115,8 @@ class GraphWaveNet(nn.Module):
                  skip_channels: int = 256, end_channels: int = 512, kernel_size: int = 2, blocks: int = 4,
                  layers: int = 2, K: int = 2, adaptive: bool = True, embedding_dim: int = 10, dropout: float = 0.3):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_horizon", out_horizon), ("blocks", blocks),
-                            ("layers", layers), ("kernel_size", kernel_size), ("embedding_dim", embedding_dim)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_ints(in_channels=in_channels, out_horizon=out_horizon, blocks=blocks, layers=layers,
+                            kernel_size=kernel_size, embedding_dim=embedding_dim)
         self.num_nodes, self.in_channels, self.out_horizon = num_nodes, in_channels, out_horizon
         self.blocks, self.layers, self.adaptive = blocks, layers, adaptive
         forward_op, backward_op = diffusion_operators(dense_adjacency(edge_index, edge_weight, num_nodes))

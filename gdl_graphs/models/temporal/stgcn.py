@@ -15,6 +15,7 @@ from torch_geometric.utils import coalesce, get_laplacian, to_dense_adj, to_undi
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
 from gdl_graphs.models.temporal.diffusion import check_window, dense_adjacency
+from gdl_graphs.nn.validation import check_positive_ints
 
 
 def symmetrised_adjacency(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int) -> tuple[Tensor, Tensor]:
@@ -197,10 +198,8 @@ class STGCN(nn.Module):
         super().__init__()
         if spatial not in ("cheb", "gcn"):
             raise ValueError(f"spatial must be 'cheb' or 'gcn', got {spatial!r}")
-        for name, value in (("in_channels", in_channels), ("out_horizon", out_horizon),
-                            ("num_blocks", num_blocks), ("kernel_size", kernel_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_ints(in_channels=in_channels, out_horizon=out_horizon, num_blocks=num_blocks,
+                            kernel_size=kernel_size)
         if len(channels) != 3:
             raise ValueError(f"channels must be (temporal, spatial, temporal), got {channels!r}")
         remaining = in_steps - 2 * num_blocks * (kernel_size - 1)

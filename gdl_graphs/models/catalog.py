@@ -1,0 +1,124 @@
+"""Every registered model, in one table: what it is, what it trains on and needs, and how it is built.
+
+To add a model, add its :class:`~gdl_graphs.models.registry.ModelEntry` here; a model on the blueprint
+:class:`~gdl_graphs.models.GraphNet` only needs a :class:`~gdl_graphs.models.registry.LayerSpec` (how its hidden
+layer is built and called). To add a paper recipe, add a :class:`~gdl_graphs.models.registry.Recipe` to the entry's
+``recipes``.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from gdl_graphs.data.benchmark import Benchmark, benchmark_is_single_graph
+from gdl_graphs.models.geometric import EGNNOnData
+from gdl_graphs.models.graph_net import DynamicsGNN, GraphNet, in_degree_histogram
+from gdl_graphs.models.registry import LayerSpec, ModelEntry, register
+from gdl_graphs.models.temporal import DCRNN, STGCN, GraphWaveNet, HistoricalAverage, LastValue
+from gdl_graphs.nn import conv
+from gdl_graphs.nn.attention import GPSLayer, GraphTransformerLayer
+from gdl_graphs.nn.equivariant import EGNN
+
+GRAPH_TASKS = frozenset({"graph_classification", "graph_regression", "graph_multilabel", "node_classification",
+                         "dynamics"})
+"""Task kinds of the blueprint :class:`GraphNet` (on ``dynamics`` it is the non-equivariant baseline)."""
+
+
+def _mlp(channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(channels, channels), nn.BatchNorm1d(channels), nn.ReLU(),
+                         nn.Linear(channels, channels))
+
+
+def _pna(channels: int, deg) -> nn.Module:
+    return conv.PNAConv(channels, channels, aggregators=["mean", "min", "max", "std"],
+                        scalers=["identity", "amplification", "attenuation"], deg=deg, edge_dim=channels)
+
+
+def _mpnn(channels: int) -> nn.Module:
+    edge_network = nn.Sequential(nn.Linear(channels, 32), nn.ReLU(), nn.Linear(32, channels * channels))
+    return conv.MPNNConv(channels, channels, edge_dim=channels, nn=edge_network, aggr="mean")
+
+
+def _graph_net(entry: ModelEntry, benchmark: Benchmark, options: dict):
+    """A :class:`GraphNet` with ``entry.layer`` sized to the benchmark (node or graph level), or on dynamics the
+    :class:`DynamicsGNN` baseline around one."""
+    options = dict(options)
+    if entry.layer.needs_degree and "deg" not in options:
+        train = benchmark.train
+        options["deg"] = in_degree_histogram([train] if benchmark_is_single_graph(train) else train)
+    if benchmark.task == "dynamics":
+        return lambda width: DynamicsGNN(entry.name, benchmark.num_features, width, dim=benchmark.num_targets,
+                                         edge_dim=benchmark.num_edge_features, **options)
+    level = "node" if benchmark.task == "node_classification" else "graph"
+    if entry.layer.heads:
+        options.setdefault("heads", 4)
+    return lambda width: GraphNet(entry.name, benchmark.num_features, benchmark.num_targets, width, level=level,
+                                  edge_dim=benchmark.num_edge_features, node_vocab=benchmark.node_vocab,
+                                  edge_vocab=benchmark.edge_vocab, **options)
+
+
+def _egnn(entry: ModelEntry, benchmark: Benchmark, options: dict):
+    """An :class:`EGNN` predicting positions (dynamics, with velocities) or one invariant vector per graph."""
+    options = dict(options)
+    if benchmark.task == "dynamics":
+        options.setdefault("velocity", True)
+        return lambda width: EGNNOnData(EGNN(benchmark.num_features, width, benchmark.num_targets, task="dynamics",
+                                             edge_dim=benchmark.num_edge_features, **options))
+    return lambda width: EGNNOnData(EGNN(benchmark.num_features, width, benchmark.num_targets, task="property",
+                                         **options))
+
+
+def _forecaster(entry: ModelEntry, benchmark: Benchmark, options: dict):
+    """``entry.module(num_nodes, in_channels, horizon, edge_index, edge_weight, **options)`` on the sensor graph."""
+    spec = benchmark.forecast
+    if entry.takes_input_len:
+        options = {"in_steps": spec.input_len, **options}
+    return lambda _width: entry.module(spec.num_nodes, benchmark.num_features, spec.horizon, spec.edge_index,
+                                       spec.edge_weight, **options)
+
+
+def _graph(name: str, summary: str, layer: LayerSpec) -> ModelEntry:
+    return ModelEntry(name, "graph", summary, GRAPH_TASKS, _graph_net, layer=layer,
+                      uses_edge_features=layer.takes_edge_attr)
+
+
+def _temporal(name: str, summary: str, module: type[nn.Module], **declared) -> ModelEntry:
+    return ModelEntry(name, "temporal", summary, frozenset({"forecasting"}), _forecaster, module=module,
+                      sized_by_budget=False, **declared)
+
+
+ENTRIES = [
+    _graph("gcn", "GCN (Kipf & Welling 2017)", LayerSpec(lambda c: conv.GCNConv(c, c))),
+    _graph("gin", "GIN with a 2-layer MLP and learned eps (Xu et al. 2019)",
+           LayerSpec(lambda c: conv.GINConv(_mlp(c), train_eps=True))),
+    _graph("gat", "GAT, multi-head, concatenated (Velickovic et al. 2018)",
+           LayerSpec(lambda c, heads: conv.GATConv(c, c // heads, heads=heads), heads=True)),
+    _graph("gatedgcn", "GatedGCN with edge gates and edge features (Bresson & Laurent 2017)",
+           LayerSpec(lambda c: conv.GatedGCNConv(c, c, edge_dim=c, residual=False, batch_norm=False,
+                                                 return_edge_features=True), takes_edge_attr=True)),
+    _graph("mpnn", "MPNN: edge network + GRU update (Gilmer et al. 2017)",  # its GRU is the residual
+           LayerSpec(_mpnn, takes_edge_attr=True, whole_block=True)),
+    _graph("pna", "PNA: mean/min/max/std x degree scalers (Corso et al. 2020)",
+           LayerSpec(_pna, takes_edge_attr=True, needs_degree=True)),
+    _graph("sage", "GraphSAGE, mean aggregation (Hamilton et al. 2017)", LayerSpec(lambda c: conv.SAGEConv(c, c))),
+    _graph("transformer", "Graph Transformer: full attention within each graph",
+           LayerSpec(lambda c, heads: GraphTransformerLayer(c, heads=heads), takes_edge_index=False,
+                     takes_batch=True, whole_block=True, heads=True)),
+    _graph("gps", "GPS: GINE + full attention + FFN (Rampasek et al. 2022)",  # GINE local layer, as in GraphGPS
+           LayerSpec(lambda c, heads: GPSLayer(c, local="gine", heads=heads, edge_dim=c), takes_batch=True,
+                     takes_edge_attr=True, whole_block=True, heads=True)),
+    ModelEntry("egnn", "geometric", "EGNN, E(n)-equivariant (Satorras et al. 2021); needs pos",
+               frozenset({"dynamics", "graph_regression"}), _egnn, needs_pos=True, uses_edge_features=True),
+    _temporal("dcrnn", "DCRNN: diffusion-convolutional GRU encoder-decoder (Li et al. 2018)", DCRNN,
+              width_option="hidden_channels", teacher_forcing=True),
+    _temporal("stgcn", "STGCN: gated temporal conv + Chebyshev graph conv (Yu et al. 2018)", STGCN,
+              takes_input_len=True),
+    _temporal("graph_wavenet", "Graph WaveNet: dilated causal conv + adaptive diffusion (Wu et al. 2019)",
+              GraphWaveNet),
+    _temporal("historical_average", "baseline: mean of the input window / time-of-day slot", HistoricalAverage,
+              fits_training_series=True),
+    _temporal("last_value", "baseline: repeats the last observation", LastValue),
+]
+
+for _entry in ENTRIES:
+    register(_entry)
