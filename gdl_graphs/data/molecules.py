@@ -19,6 +19,7 @@ from torch_geometric.data import Data, InMemoryDataset
 
 from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.data.checksums import build_dataset, known_files, verify_files
+from gdl_graphs.data.smiles import lenient_mol, parse_smiles
 from gdl_graphs.data.splits import murcko_scaffold, random_split, scaffold_split
 
 HIV_CSV = "MoleculeNet/hiv/raw/HIV.csv"
@@ -27,24 +28,6 @@ MOLHIV_CSV_DIR = "molhiv"
 
 
 # --------------------------------------------------------------------------------------------------------- SMILES
-
-
-def lenient_mol(smiles: str):
-    """Parse ``smiles`` skipping RDKit's valence check (partial sanitisation); ``None`` if even that fails.
-
-    Used only where an official dataset contains molecules that older RDKit releases accepted (7 of HIV's 41,127
-    metal complexes), so the dataset keeps its official size.
-    """
-    from rdkit import Chem
-
-    mol = Chem.MolFromSmiles(smiles, sanitize=False)
-    if mol is None or mol.GetNumAtoms() == 0:
-        return None
-    mol.UpdatePropertyCache(strict=False)
-    flags = Chem.SanitizeFlags.SANITIZE_ALL ^ Chem.SanitizeFlags.SANITIZE_PROPERTIES
-    if Chem.SanitizeMol(mol, flags, catchErrors=True) != Chem.SanitizeFlags.SANITIZE_NONE:
-        return None
-    return mol
 
 
 def mol_to_graph(mol) -> dict:
@@ -72,20 +55,6 @@ def _graph_to_data(graph: dict, smiles: str) -> Data:
                 edge_index=torch.from_numpy(graph["edge_index"]).long(),
                 edge_attr=torch.from_numpy(graph["edge_feat"]).long(), num_nodes=int(graph["num_nodes"]),
                 smiles=smiles)
-
-
-def parse_smiles(smiles: str, lenient: bool = False):
-    """RDKit molecule of ``smiles``; ``None`` if RDKit cannot parse it or it has no atoms. With ``lenient=True`` a
-    SMILES failing only RDKit's valence check is read by :func:`lenient_mol`."""
-    from rdkit import Chem, RDLogger
-
-    RDLogger.DisableLog("rdApp.*")
-    if not isinstance(smiles, str) or not smiles.strip():
-        return None
-    mol = Chem.MolFromSmiles(smiles)
-    if mol is None and lenient:
-        mol = lenient_mol(smiles)
-    return mol if mol is not None and mol.GetNumAtoms() > 0 else None
 
 
 def smiles_to_data(smiles: str, lenient: bool = False) -> Data | None:

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gdl_graphs.data.smiles import parse_smiles
+
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
@@ -32,8 +34,6 @@ def murcko_scaffold(molecule) -> str:
     """
     from rdkit import Chem
     from rdkit.Chem.Scaffolds import MurckoScaffold
-
-    from gdl_graphs.data.molecules import parse_smiles
 
     mol = parse_smiles(molecule, lenient=True) if isinstance(molecule, str) else molecule
     if mol is None:

@@ -203,3 +203,59 @@ def require_edge_attr(edge_attr: Tensor | None, edge_index, layer: str) -> None:
         return
     raise ValueError(f"{layer} requires edge_attr of shape [num_edges, edge_dim] (or a sparse adjacency whose "
                      f"values are [num_edges, edge_dim] edge features)")
+
+
+def check_channels_heads(channels: int, heads: int) -> None:
+    """``heads`` a positive divisor of ``channels`` (multi-head attention splits the width)."""
+    if channels < 1 or heads < 1 or channels % heads:
+        raise ValueError(f"heads must be a positive divisor of channels, got channels={channels}, heads={heads}")
+
+
+def check_probability(name: str, p: float) -> None:
+    """Raise a ValueError naming ``name`` unless ``0 <= p < 1``."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {p}")
+
+
+def check_edges_within_graphs(edge_index: Tensor, num_nodes: int, batch: Tensor | None = None,
+                              name: str = "edge_index") -> None:
+    """A LongTensor ``[2, E]`` of indices in ``[0, num_nodes)``, each edge inside one graph of ``batch``."""
+    if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_index.dtype != torch.long:
+        raise ValueError(f"{name} must be a LongTensor of shape [2, E], got {edge_index.dtype} "
+                         f"{list(edge_index.shape)}")
+    if edge_index.numel() == 0:
+        return
+    if int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes:
+        raise ValueError(f"{name} has node indices outside [0, {num_nodes})")
+    if batch is not None:
+        batch = batch.to(edge_index.device)
+        if bool((batch[edge_index[0]] != batch[edge_index[1]]).any()):
+            raise ValueError(f"{name} connects nodes of different graphs of the batch")
+
+
+def check_geometric_inputs(x: Tensor, pos: Tensor, edge_index: Tensor | None, batch: Tensor | None,
+                           edge_attr: Tensor | None, vel: Tensor | None, in_channels: int, edge_dim: int) -> None:
+    """Inputs of an E(n)-equivariant layer: ``x`` [N, in_channels], float ``pos`` [N, n], ``vel`` like ``pos``,
+    ``batch`` [N], ``edge_index`` [2, E] in range, ``edge_attr`` [E, edge_dim] exactly when ``edge_dim`` > 0."""
+    if x.dim() != 2 or x.size(1) != in_channels:
+        raise ValueError(f"x must have shape [num_nodes, {in_channels}], got {tuple(x.shape)}")
+    if pos.dim() != 2 or pos.size(0) != x.size(0) or not pos.is_floating_point():
+        raise ValueError(f"pos must be a float tensor of shape [{x.size(0)}, n], got {tuple(pos.shape)} {pos.dtype}")
+    if vel is not None and vel.shape != pos.shape:
+        raise ValueError(f"vel must have the shape of pos {tuple(pos.shape)}, got {tuple(vel.shape)}")
+    if batch is not None and (batch.dim() != 1 or batch.numel() != x.size(0)):
+        raise ValueError(f"batch must have shape [{x.size(0)}], got {tuple(batch.shape)}")
+    if edge_index is None:
+        if edge_attr is not None:
+            raise ValueError("edge_attr was given without edge_index; edge attributes need the edges they belong to")
+        return
+    if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_index.dtype != torch.long:
+        raise ValueError(f"edge_index must be a LongTensor of shape [2, E], got {tuple(edge_index.shape)} "
+                         f"{edge_index.dtype}")
+    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= x.size(0)):
+        raise ValueError(f"edge_index refers to nodes outside [0, {x.size(0)})")
+    if edge_dim and (edge_attr is None or edge_attr.shape != (edge_index.size(1), edge_dim)):
+        got = None if edge_attr is None else tuple(edge_attr.shape)
+        raise ValueError(f"edge_attr must have shape [{edge_index.size(1)}, {edge_dim}], got {got}")
+    if not edge_dim and edge_attr is not None:
+        raise ValueError("edge_attr was given but the layer was built with edge_dim=0")

@@ -26,6 +26,7 @@ from torch_geometric.utils import to_dense_adj
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
 from gdl_graphs.nn.attention.transformer import graph_layout
+from gdl_graphs.nn.validation import check_edges_within_graphs
 
 
 def shortest_path_distance(edge_index: Tensor, num_nodes: int, batch: Tensor | None = None,
@@ -44,7 +45,7 @@ def shortest_path_distance(edge_index: Tensor, num_nodes: int, batch: Tensor | N
         ``(spd_index, spd)``: LongTensor ``[2, P]`` of pairs ``(u, v)`` with a path ``u -> v`` (including
         ``u = v``) and LongTensor ``[P]`` of their distances. Storage is :math:`O(\sum_g n_g^2)` for connected graphs.
     """
-    _check_edge_index(edge_index, num_nodes)
+    check_edges_within_graphs(edge_index, num_nodes)
     if max_distance is not None and max_distance < 0:
         raise ValueError(f"max_distance must be >= 0 or None, got {max_distance}")
     batch = torch.zeros(num_nodes, dtype=torch.long) if batch is None else batch.cpu()
@@ -121,7 +122,7 @@ class EdgeBias(nn.Module):
     def forward(self, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None = None,
                 num_nodes: int | None = None) -> Tensor:
         num_nodes = _num_nodes(batch, num_nodes)
-        _check_edge_index(edge_index, num_nodes, batch)
+        check_edges_within_graphs(edge_index, num_nodes, batch)
         if edge_attr.dim() != 2 or edge_attr.shape != (edge_index.size(1), self.edge_dim):
             raise ValueError(f"edge_attr must have shape [num_edges, {self.edge_dim}] = "
                              f"{[edge_index.size(1), self.edge_dim]}, got {list(edge_attr.shape)}")
@@ -162,7 +163,7 @@ class SPDBias(nn.Module):
     def forward(self, spd_index: Tensor, spd: Tensor, batch: Tensor | None = None,
                 num_nodes: int | None = None) -> Tensor:
         num_nodes = _num_nodes(batch, num_nodes)
-        _check_edge_index(spd_index, num_nodes, batch, name="spd_index")
+        check_edges_within_graphs(spd_index, num_nodes, batch, name="spd_index")
         if spd.shape != (spd_index.size(1),) or spd.dtype != torch.long:
             raise ValueError(f"spd must be a LongTensor of shape [{spd_index.size(1)}], got {spd.dtype} "
                              f"{list(spd.shape)}")
@@ -193,18 +194,3 @@ def _num_nodes(batch: Tensor | None, num_nodes: int | None) -> int:
     if num_nodes is None:
         raise ValueError("num_nodes is required when batch is None")
     return num_nodes
-
-
-def _check_edge_index(edge_index: Tensor, num_nodes: int, batch: Tensor | None = None,
-                      name: str = "edge_index") -> None:
-    if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_index.dtype != torch.long:
-        raise ValueError(f"{name} must be a LongTensor of shape [2, E], got {edge_index.dtype} "
-                         f"{list(edge_index.shape)}")
-    if edge_index.numel() == 0:
-        return
-    if int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes:
-        raise ValueError(f"{name} has node indices outside [0, {num_nodes})")
-    if batch is not None:
-        batch = batch.to(edge_index.device)
-        if bool((batch[edge_index[0]] != batch[edge_index[1]]).any()):
-            raise ValueError(f"{name} connects nodes of different graphs of the batch")

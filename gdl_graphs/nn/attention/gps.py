@@ -10,13 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
-from gdl_graphs.nn.validation import check_features
-from gdl_graphs.nn.attention.transformer import (
-    GraphMultiheadAttention,
-    check_probability,
-    feed_forward,
-    make_norm,
-)
+from gdl_graphs.nn.attention.transformer import GraphMultiheadAttention, feed_forward, make_norm
+from gdl_graphs.nn.validation import check_features, check_probability
 
 LOCAL_LAYERS = ("gine", "gatedgcn")
 

@@ -16,7 +16,7 @@ from torch_geometric.nn.resolver import activation_resolver
 from torch_geometric.utils import to_dense_batch
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
-from gdl_graphs.nn.validation import check_features
+from gdl_graphs.nn.validation import check_channels_heads, check_features, check_probability
 
 NORMS = ("layer_norm", "batch_norm", None)
 
@@ -161,7 +161,7 @@ class GraphMultiheadAttention(nn.Module):
 
     def __init__(self, channels: int, heads: int = 1, dropout: float = 0.0, bias: bool = True):
         super().__init__()
-        _check_channels_heads(channels, heads)
+        check_channels_heads(channels, heads)
         check_probability("dropout", dropout)
         self.channels, self.heads, self.dropout = channels, heads, dropout
         self.qkv = nn.Linear(channels, 3 * channels, bias=bias)
@@ -260,14 +260,3 @@ def make_norm(norm: str | None, channels: int) -> nn.Module:
     if norm is None:
         return nn.Identity()
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-
-
-def _check_channels_heads(channels: int, heads: int) -> None:
-    if channels < 1 or heads < 1 or channels % heads:
-        raise ValueError(f"heads must be a positive divisor of channels, got channels={channels}, heads={heads}")
-
-
-def check_probability(name: str, p: float) -> None:
-    """Raise a ValueError naming ``name`` unless ``0 <= p < 1``."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {p}")

@@ -22,6 +22,7 @@ from torch_geometric.utils import cumsum
 
 from gdl_graphs.groups import EN_EQUIVARIANT
 from gdl_graphs.nn.aggregate import Adjacency, adjacency, reduce_edges
+from gdl_graphs.nn.validation import check_geometric_inputs
 
 TASKS = ("property", "dynamics")
 COORD_REDUCTIONS = ("mean", "sum")
@@ -67,32 +68,6 @@ def _mlp(channels: list[int], act: Callable[[], nn.Module], final_act: bool = Fa
         if k < len(channels) - 2 or final_act:
             layers.append(act())
     return nn.Sequential(*layers)
-
-
-def _check_inputs(x: Tensor, pos: Tensor, edge_index: Tensor | None, batch: Tensor | None,
-                  edge_attr: Tensor | None, vel: Tensor | None, in_channels: int, edge_dim: int) -> None:
-    if x.dim() != 2 or x.size(1) != in_channels:
-        raise ValueError(f"x must have shape [num_nodes, {in_channels}], got {tuple(x.shape)}")
-    if pos.dim() != 2 or pos.size(0) != x.size(0) or not pos.is_floating_point():
-        raise ValueError(f"pos must be a float tensor of shape [{x.size(0)}, n], got {tuple(pos.shape)} {pos.dtype}")
-    if vel is not None and vel.shape != pos.shape:
-        raise ValueError(f"vel must have the shape of pos {tuple(pos.shape)}, got {tuple(vel.shape)}")
-    if batch is not None and (batch.dim() != 1 or batch.numel() != x.size(0)):
-        raise ValueError(f"batch must have shape [{x.size(0)}], got {tuple(batch.shape)}")
-    if edge_index is None:
-        if edge_attr is not None:
-            raise ValueError("edge_attr was given without edge_index; edge attributes need the edges they belong to")
-        return
-    if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_index.dtype != torch.long:
-        raise ValueError(f"edge_index must be a LongTensor of shape [2, E], got {tuple(edge_index.shape)} "
-                         f"{edge_index.dtype}")
-    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= x.size(0)):
-        raise ValueError(f"edge_index refers to nodes outside [0, {x.size(0)})")
-    if edge_dim and (edge_attr is None or edge_attr.shape != (edge_index.size(1), edge_dim)):
-        got = None if edge_attr is None else tuple(edge_attr.shape)
-        raise ValueError(f"edge_attr must have shape [{edge_index.size(1)}, {edge_dim}], got {got}")
-    if not edge_dim and edge_attr is not None:
-        raise ValueError("edge_attr was given but the layer was built with edge_dim=0")
 
 
 class EGNNLayer(nn.Module):
@@ -208,7 +183,7 @@ class EGNNLayer(nn.Module):
     def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor | None = None, batch: Tensor | None = None,
                 edge_attr: Tensor | None = None, vel: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Return the updated ``(x, pos)``; ``edge_index=None`` uses the complete graph of each graph in ``batch``."""
-        _check_inputs(x, pos, edge_index, batch, edge_attr, vel, self.in_channels, self.edge_dim)
+        check_geometric_inputs(x, pos, edge_index, batch, edge_attr, vel, self.in_channels, self.edge_dim)
         if self.velocity and vel is None:
             raise ValueError("vel is required: the layer was built with velocity=True")
         if not self.velocity and vel is not None:
@@ -381,7 +356,7 @@ class EGNN(nn.Module):
         h = self._embed(x, z, pos)
         if self.task == "dynamics" and pos.size(-1) != self.out_channels:
             raise ValueError(f"pos has {pos.size(-1)} coordinates but out_channels={self.out_channels}")
-        _check_inputs(h, pos, edge_index, batch, edge_attr, vel, self.hidden_channels, self.edge_dim)
+        check_geometric_inputs(h, pos, edge_index, batch, edge_attr, vel, self.hidden_channels, self.edge_dim)
         if self.velocity and vel is None:
             raise ValueError("vel is required: the model was built with velocity=True")
         if edge_index is None:
