@@ -64,8 +64,8 @@ LAYER_CHECKS: dict[str, tuple[Callable[[object], nn.Module], Callable | None]] =
                                         scalers=["identity", "amplification", "attenuation"],
                                         deg=torch.tensor([1, 2, 3, 2, 1]), edge_dim=EDGE_DIM), _node_and_edges),
     "MPNNConv": (lambda nn_: nn_.MPNNConv(_C, _C, edge_dim=EDGE_DIM), _node_and_edges),
-    "EdgeNetworkConv": (lambda nn_: nn_.EdgeNetworkConv(_C, _C, nn=_edge_network(), aggr="mean",
-                                                        edge_dim=EDGE_DIM), _node_and_edges),
+    "NNConv": (lambda nn_: nn_.NNConv(_C, _C, nn=_edge_network(), aggr="mean", edge_dim=EDGE_DIM),
+               _node_and_edges),
     "GatedGCNConv": (lambda nn_: nn_.GatedGCNConv(_C, _C, edge_dim=EDGE_DIM), _node_and_edges),
     "GraphTransformerLayer": (lambda nn_: nn_.GraphTransformerLayer(_C, heads=4), _x_and_batch),
     "GraphMultiheadAttention": (lambda nn_: nn_.GraphMultiheadAttention(_C, heads=4), _x_and_batch),
@@ -98,7 +98,8 @@ EXEMPT_TASKS = {
 
 
 def public_layers() -> dict[str, type[nn.Module]]:
-    """Every public ``nn.Module`` class defined in a module under :mod:`gdl_graphs.nn`, by class name."""
+    """Every public ``nn.Module`` class defined in a module under :mod:`gdl_graphs.nn`, by class name (an alias
+    such as ``EdgeNetworkConv = NNConv`` is the same class, listed once)."""
     package = importlib.import_module("gdl_graphs.nn")
     found: dict[str, type[nn.Module]] = {}
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
@@ -106,7 +107,7 @@ def public_layers() -> dict[str, type[nn.Module]]:
         for name, value in vars(module).items():
             if (not name.startswith("_") and inspect.isclass(value) and issubclass(value, nn.Module)
                     and value.__module__ == module.__name__):
-                found[name] = value
+                found[value.__name__] = value
     return found
 
 
