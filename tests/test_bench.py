@@ -204,7 +204,7 @@ def _rows(db: Path) -> list[tuple]:
         return []
     try:
         return sqlite3.connect(db).execute("SELECT model, val, test, best_epoch, epochs_run, finished_at "
-                                           "FROM runs ORDER BY model").fetchall()
+                                           "FROM runs WHERE state = 'done' ORDER BY model").fetchall()
     except sqlite3.OperationalError:
         return []
 

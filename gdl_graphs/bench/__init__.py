@@ -46,7 +46,7 @@ def compare(dataset: str, models: list[str], *, seeds=(0,), folds=(0,), db: str 
     for key in ("seed", "fold"):
         if key in settings:
             raise ConfigError(f"compare: pass {key}s=[...] (a list), not {key}=")
-    settings = check_overrides(settings)
+    settings = check_overrides(settings, where="")
     runs = expand_experiment({"dataset": dataset, "models": list(models), "seeds": list(seeds),
                               "folds": folds if folds == "all" else list(folds)}, settings)
     store = ResultStore(db)
@@ -67,7 +67,7 @@ def train(dataset: str, model: str, *, root=None, progress: bool = True, **setti
     from gdl_graphs.bench.runner import BenchmarkCache
     from gdl_graphs.bench.training import train_run
 
-    config = RunConfig(dataset=dataset, model=model, **check_overrides(settings))
+    config = RunConfig(dataset=dataset, model=model, **check_overrides(settings, where=""))
     benchmark = BenchmarkCache(root).get(config)
     result = train_run(config, benchmark, progress=progress)
     return result.model_object, result, benchmark

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import gdl_graphs
-from gdl_graphs.bench.config import ConfigError
+from gdl_graphs.bench.config import ConfigError, StoreError
 from gdl_graphs.data.root import export_data_root
 
 DEFAULT_DB = "results/gdl-bench.sqlite"
@@ -28,7 +28,7 @@ def _csv(kind):
 def _cmd_run(args: argparse.Namespace) -> int:
     from gdl_graphs.bench.config import check_overrides, expand_experiment, load_suite, shard
     from gdl_graphs.bench.distributed import DistributedContext
-    from gdl_graphs.bench.report import markdown, summarize
+    from gdl_graphs.bench.report import markdown, outcomes, summarize
     from gdl_graphs.bench.runner import run_all
     from gdl_graphs.bench.store import ResultStore
 
@@ -52,34 +52,50 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not runs:
             raise ConfigError(f"--only: no run of the suite matches {','.join(args.only)}")
     runs = shard(runs, args.shard)
+    if args.lease is not None and not args.lease > 0:
+        raise ConfigError(f"--lease: must be positive, got {args.lease}")
     db = args.db or header["db"] or DEFAULT_DB
     context = DistributedContext.from_environment(overrides.get("device", "auto"))
-    store = ResultStore(db)
+    store = ResultStore(db) if context.is_main else None  # only rank 0 talks to the database
     try:
         run_all(runs, store, suite=header["name"], root=export_data_root(args.data_root),
-                progress=not args.no_progress, context=context)
+                progress=not args.no_progress, context=context, checkpoint_dir=args.checkpoint_dir,
+                **({"lease": args.lease} if args.lease else {}))
         if context.is_main:
             keys = {run.key for run in runs}
             rows = [row for row in store.rows() if row["key"] in keys]
-            print(f"Results ({len(rows)} runs, {db}); test metric at the best validation epoch:\n")
+            unfinished = [row for row in store.rows(states=("diverged", "failed")) if row["key"] in keys]
+            print(f"Results ({len(rows)} runs, {store.label}); test metric at the best validation epoch:\n")
             print(markdown(summarize(rows)))
+            if unfinished:
+                print("\n" + outcomes(unfinished))
+            if any(row["state"] == "failed" for row in unfinished):
+                return 1
     finally:
-        store.close()
+        if store is not None:
+            store.close()
         context.close()
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from gdl_graphs.bench.report import bar_chart, csv_text, learning_curves, markdown, summarize
+    from gdl_graphs.bench.report import bar_chart, csv_text, learning_curves, markdown, outcomes, summarize
     from gdl_graphs.bench.store import ResultStore
 
-    if not Path(args.db).is_file():
-        raise ConfigError(f"--db: no results database at {args.db!r} (run `gdl-bench run` first)")
-    store = ResultStore(args.db)
-    rows = store.rows(suite=args.suite, dataset=args.dataset)
-    store.close()
-    if not rows:
-        print(f"no finished runs in {args.db}" + (f" for suite {args.suite!r}" if args.suite else ""))
+    for option, target in (("--plot", args.plot), ("--curves", args.curves)):
+        if target:  # the folder is made (or refused) before anything is printed
+            try:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise ConfigError(f"{option}: cannot create the folder of {target!r} ({error.strerror})") from None
+    store = ResultStore(args.db, read_only=True)
+    try:
+        rows = store.rows(suite=args.suite, dataset=args.dataset)
+        unfinished = store.rows(suite=args.suite, dataset=args.dataset, states=("diverged", "failed"))
+    finally:
+        store.close()
+    if not rows and not unfinished:
+        print(f"no finished runs in {store.label}" + (f" for suite {args.suite!r}" if args.suite else ""))
         return 1
     summary = summarize(rows)
     if args.format == "csv":
@@ -87,6 +103,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     else:
         print("Test metric at the best validation epoch, mean ± std over seeds/folds.\n")
         print(markdown(summary))
+        if unfinished:
+            print("\n" + outcomes(unfinished))
+    if not rows:
+        return 1
     if args.plot:
         bar_chart(summary, args.plot)
         print(f"\nbar chart written to {args.plot}", file=sys.stderr)
@@ -149,7 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lr", type=float)
     run.add_argument("--train-limit", type=int, help="train on this many training examples (a quick subset)")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    run.add_argument("--db", help=f"results database (default: the suite's db, else {DEFAULT_DB})")
+    run.add_argument("--db", help=f"results database: a SQLite file or postgresql://user@host/dbname (default: the "
+                                  f"suite's db, else {DEFAULT_DB})")
+    run.add_argument("--checkpoint-dir", help="folder of the checkpoints of unfinished runs (default <db>.ckpt); "
+                                              "share it between machines so that one resumes another's run")
+    run.add_argument("--lease", type=float, help="seconds a claimed run stays held after its worker's last "
+                                                 "heartbeat before another worker takes it over (default 60)")
     run.add_argument("--only", type=_csv(str), help="run only these datasets, models or DATASET/MODEL pairs "
                                                      "of the suite (comma-separated)")
     run.add_argument("--shard", help="run only shard i of n (e.g. 2/4) to split a suite across machines")
@@ -160,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="print the comparison table of stored results",
                                  description="Aggregate stored runs by dataset and model (mean ± std over seeds "
                                              "and folds of the test metric at the best validation epoch).")
-    report.add_argument("--db", default=DEFAULT_DB, help=f"results database (default {DEFAULT_DB})")
+    report.add_argument("--db", default=DEFAULT_DB, help=f"results database, a SQLite file or a postgresql:// URL "
+                                                         f"(default {DEFAULT_DB})")
     report.add_argument("--suite", help="only runs of this suite")
     report.add_argument("--dataset", help="only runs on this dataset")
     report.add_argument("--format", choices=("md", "csv"), default="md")
@@ -192,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except ConfigError as error:
         parser.exit(2, f"gdl-bench: error: {error}\n")
+    except StoreError as error:
+        parser.exit(1, f"gdl-bench: error: {error}\n")
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are in the database; rerun the same command to resume",
               file=sys.stderr)

@@ -14,23 +14,33 @@ A suite file::
         model_options:      # per model name, or "all"
           gin: {virtual_node: true}
 
-Every key is checked: an unknown key, model or dataset, or a value of the wrong type raises :class:`ConfigError`
-naming the key.
+Every key is checked before anything trains: an unknown key at any level (``model_options`` and
+``dataset_options`` against the model's constructor and the dataset's loader), an unknown model or dataset, a value
+of the wrong type or out of range, a fold or seed out of range, an unavailable device raises :class:`ConfigError`
+naming the key. A suite must be UTF-8 and expand to at most :data:`MAX_VALUES` values (YAML aliases included).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from gdl_graphs.bench.options import dataset_option_names, model_option_names, unknown_names
+
 
 class ConfigError(ValueError):
     """A bad suite file or command-line configuration; the message names the offending key."""
+
+
+class StoreError(RuntimeError):
+    """A finished run could not be stored; its result is kept on disk for the next ``gdl-bench run``."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +72,12 @@ class RunConfig:
 
     @property
     def key(self) -> str:
-        """Stable hash of the settings that change the result."""
+        """Stable hash of the canonical JSON (sorted keys) of the settings that change the result."""
         settings = dataclasses.asdict(self)
         settings.pop("device")
-        text = json.dumps(settings, sort_keys=True, default=str)
+        for name in ("model_options", "dataset_options"):
+            check_plain(settings[name], name)  # JSON values only, and bounded: the text below stays small
+        text = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def label(self) -> str:
@@ -85,22 +97,73 @@ DEFAULT_KEYS = set(FIELD_TYPES) - {"seed", "fold"}
 EXPERIMENT_KEYS = DEFAULT_KEYS | {"dataset", "models", "seeds", "folds"}
 SUITE_KEYS = {"name", "description", "defaults", "experiments", "db"}
 DEVICES = ("auto", "cpu", "cuda")
+MAX_VALUES = 10_000  # values in a suite or in one run's options (a YAML alias bomb expands far past this)
+_POSITIVE_INTS = ("batch_size", "patience", "lr_patience", "hidden_channels", "train_limit")
+
+
+def check_plain(value, where: str, budget: list[int] | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is plain JSON data (mappings with string keys, lists, strings,
+    finite numbers, booleans, null) of at most :data:`MAX_VALUES` values; stops counting at the limit, so an alias
+    bomb is refused at once."""
+    budget = budget if budget is not None else [MAX_VALUES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(f"{where or 'suite'}: expands to more than {MAX_VALUES:,} values (YAML aliases?)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"{where or 'suite'}: keys must be strings, got {key!r}")
+            check_plain(item, f"{where}.{key}" if where else key, budget)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_plain(item, f"{where}[{i}]", budget)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value}")
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        raise ConfigError(f"{where}: expected a plain value (string, number, boolean, list or mapping), "
+                          f"got {type(value).__name__} {value!r}")
+
+
+def _check_range(key: str, value, where: str) -> None:
+    def refuse(requirement: str):
+        raise ConfigError(f"{where}{key}: must be {requirement}, got {value!r}")
+
+    if isinstance(value, float) and not math.isfinite(value):
+        refuse("a finite number")
+    if key == "epochs" and value < 0:
+        refuse(">= 0")
+    if key in _POSITIVE_INTS and value is not None and value < 1:
+        refuse(">= 1")
+    if key in ("lr", "grad_clip") and value is not None and not value > 0:
+        refuse("positive")
+    if key in ("weight_decay", "min_lr") and value < 0:
+        refuse(">= 0")
+    if key == "lr_factor" and not 0 < value < 1:
+        refuse("between 0 and 1 (exclusive)")
+    if key in ("seed", "fold") and value < 0:
+        refuse(">= 0")
 
 
 def _check_type(key: str, value, where: str):
     expected = FIELD_TYPES[key]
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    accepts_float = expected is float or (isinstance(expected, tuple) and float in expected)
+    if accepts_float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
     if isinstance(value, bool) or not isinstance(value, expected):
         names = expected.__name__ if isinstance(expected, type) else " or ".join(
             "null" if t is type(None) else t.__name__ for t in expected)
         raise ConfigError(f"{where}{key}: expected {names}, got {type(value).__name__} {value!r}")
-    if key in ("epochs", "batch_size", "patience", "lr_patience") and value < (0 if key == "epochs" else 1):
-        raise ConfigError(f"{where}{key}: must be {'>= 0' if key == 'epochs' else 'positive'}, got {value}")
-    if key in ("lr", "lr_factor") and not value > 0:
-        raise ConfigError(f"{where}{key}: must be positive, got {value}")
+    if isinstance(value, dict):
+        check_plain(value, f"{where}{key}")
+    elif isinstance(value, (int, float)):
+        _check_range(key, value, where)
     if key == "device" and value not in DEVICES:
         raise ConfigError(f"{where}device: must be one of {DEVICES}, got {value!r}")
+    if key == "device" and value == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{where}device: cuda requested but no CUDA device is available (use cpu or auto)")
     if key == "budget" and value is not None:
         from gdl_graphs.models.registry import parse_budget
 
@@ -111,10 +174,15 @@ def _check_type(key: str, value, where: str):
     return value
 
 
-def _int_list(key: str, value, where: str) -> list[int]:
+def _int_list(key: str, value, where: str, limit: int | None = None) -> list[int]:
+    """A list of ints in ``[0, limit)`` (``limit=None``: no upper bound)."""
     values = value if isinstance(value, list) else [value]
     if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         raise ConfigError(f"{where}{key}: expected an int or a non-empty list of ints, got {value!r}")
+    for v in values:
+        if v < 0 or (limit is not None and v >= limit):
+            bound = f"between 0 and {limit - 1}" if limit is not None else ">= 0"
+            raise ConfigError(f"{where}{key}: {v} out of range (must be {bound})")
     return values
 
 
@@ -173,22 +241,39 @@ def expand_experiment(experiment: dict, defaults: dict, where: str = "") -> list
     for key in DEFAULT_KEYS & set(experiment):
         settings[key] = _check_type(key, experiment[key], where)
     seeds = _int_list("seeds", experiment.get("seeds", [0]), where)
+    dataset_options = settings.get("dataset_options", {})
+    _check_options(f"{where}dataset_options", dataset_options, dataset_option_names(dataset))
+    num_folds = _num_folds(dataset, dataset_options)
     folds = experiment.get("folds", [0])
     if folds == "all":
-        folds = list(range(_num_folds(dataset, settings.get("dataset_options", {}))))
-    folds = _int_list("folds", folds, where)
+        folds = list(range(num_folds))
+    folds = _int_list("folds", folds, where, limit=num_folds)
     model_options = settings.pop("model_options", {})
     unknown = sorted(set(model_options) - set(models) - {"all"})
     if unknown:
         raise ConfigError(f"{where}model_options.{unknown[0]}: not one of this experiment's models {models}")
+    for name, options in model_options.items():
+        if not isinstance(options, dict):
+            raise ConfigError(f"{where}model_options.{name}: expected a mapping of options, got {options!r}")
     runs = []
     for model in models:
         options = {**model_options.get("all", {}), **model_options.get(model, {})}
+        _check_options(f"{where}model_options", options, model_option_names(model), model)
         for seed in seeds:
             for fold in folds:
                 runs.append(RunConfig(dataset=dataset, model=model, seed=seed, fold=fold, model_options=options,
                                       **settings))
     return runs
+
+
+def _check_options(where: str, given: dict, accepted: set[str] | None, model: str | None = None) -> None:
+    unknown = unknown_names(given, accepted)
+    if unknown:
+        owner = f" for {model}" if model else ""
+        hint = difflib.get_close_matches(unknown[0], sorted(accepted), n=1)
+        raise ConfigError(f"{where}.{unknown[0]}: unknown option{owner}"
+                          + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                          + f"; accepted: {', '.join(sorted(accepted))}")
 
 
 def _num_folds(dataset: str, options: dict) -> int:
@@ -203,7 +288,11 @@ def load_suite(path: str | Path, overrides: dict | None = None) -> tuple[dict, l
     if not path.is_file():
         raise ConfigError(f"suite file {str(path)!r} does not exist")
     try:
-        suite = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8") from None
+    try:
+        suite = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     return parse_suite(suite, overrides, source=str(path))
@@ -213,9 +302,13 @@ def parse_suite(suite, overrides: dict | None = None, source: str = "suite") -> 
     """Validate a suite given as a mapping (see the module docstring)."""
     if not isinstance(suite, dict):
         raise ConfigError(f"{source}: expected a mapping with 'experiments', got {type(suite).__name__}")
+    check_plain(suite, "")
     unknown = sorted(set(suite) - SUITE_KEYS)
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown key (allowed: {', '.join(sorted(SUITE_KEYS))})")
+    for key in ("name", "description", "db"):
+        if suite.get(key) is not None and not isinstance(suite[key], str):
+            raise ConfigError(f"{key}: expected a string, got {type(suite[key]).__name__} {suite[key]!r}")
     defaults_in = suite.get("defaults") or {}
     if not isinstance(defaults_in, dict):
         raise ConfigError("defaults: expected a mapping")
@@ -235,9 +328,14 @@ def parse_suite(suite, overrides: dict | None = None, source: str = "suite") -> 
     return header, runs
 
 
-def check_overrides(overrides: dict) -> dict:
-    """Validate command-line overrides (``None`` values are dropped)."""
-    return {key: _check_type(key, value, "--") for key, value in overrides.items() if value is not None}
+def check_overrides(overrides: dict, where: str = "--") -> dict:
+    """Validate command-line (or Python API) overrides (``None`` values are dropped)."""
+    for key in overrides:
+        if key not in DEFAULT_KEYS:
+            hint = difflib.get_close_matches(key, sorted(DEFAULT_KEYS), n=1)
+            raise ConfigError(f"{where}{key}: unknown setting" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                              + f"; allowed: {', '.join(sorted(DEFAULT_KEYS))}")
+    return {key: _check_type(key, value, where) for key, value in overrides.items() if value is not None}
 
 
 def shard(runs: list[RunConfig], spec: str | None) -> list[RunConfig]:

@@ -57,6 +57,14 @@ class DistributedContext:
         ids = [self.device.index] if self.device is not None and self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
+    def share(self, value):
+        """Rank 0's ``value`` on every rank (a picklable object; the value itself when not distributed)."""
+        if not self.active:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def barrier(self) -> None:
         if self.active:
             dist.barrier()

@@ -32,7 +32,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             "test_mean": float(test.mean()), "test_std": float(test.std(ddof=1)) if len(test) > 1 else 0.0,
             "val_mean": float(val.mean()), "val_std": float(val.std(ddof=1)) if len(val) > 1 else 0.0,
             "params": int(np.median([r["params"] for r in runs])),
-            "sec_per_epoch": float(np.mean([r["sec_per_epoch"] for r in runs])), "runs": len(runs),
+            "sec_per_epoch": float(np.mean([r["sec_per_epoch"] or 0.0 for r in runs])), "runs": len(runs),
             "horizons": _horizons(runs),
         })
     return sorted(summary, key=lambda s: (s["dataset"], _rank(s), s["model"]))
@@ -75,6 +75,16 @@ def markdown(summary: list[dict]) -> str:
                   "|---|---|" + "|".join("---" for _ in keys) + "|"]
         lines += [f"| {s['dataset']} | {s['model']} | " + " | ".join(
             f"{s['horizons'][k]:.4f}" if k in s["horizons"] else "-" for k in keys) + " |" for s in horizon_rows]
+    return "\n".join(lines)
+
+
+def outcomes(rows: list[dict]) -> str:
+    """The runs that ended without a result (diverged or failed), one line each, with the epoch and the message."""
+    lines = [f"Runs without a result ({len(rows)}, not in the table above):"]
+    for row in rows:
+        epoch = f" at epoch {row['epochs_run']}" if row.get("epochs_run") is not None else ""
+        lines.append(f"- {row['state']}{epoch}: {row['dataset']}/{row['model']} seed={row['seed']} "
+                     f"fold={row['fold']}: {row.get('message') or ''}")
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ benchmarking-gnns); every epoch evaluates validation and test so that nothing ne
 from __future__ import annotations
 
 import contextlib
-import os
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from gdl_graphs.bench.checkpoint import load_checkpoint
+from gdl_graphs.bench.checkpoint import save_checkpoint as save_file
 from gdl_graphs.bench.config import RunConfig
 from gdl_graphs.bench.distributed import DistributedContext
 from gdl_graphs.bench.store import RunResult
@@ -42,11 +44,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _save_atomic(state: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)  # a kill during the save leaves the previous checkpoint intact
+class Diverged(RuntimeError):
+    """The training loss or a metric became NaN or infinite at ``epoch``."""
+
+    def __init__(self, epoch: int, message: str):
+        super().__init__(message)
+        self.epoch = epoch
+
+
+def _check_finite(config: RunConfig, epoch: int, values: dict) -> None:
+    bad = [f"{name} {value}" for name, value in values.items() if not math.isfinite(value)]
+    if bad:
+        raise Diverged(epoch, f"{', '.join(bad)} (lr {config.lr}; try a lower lr)")
+
+
+def _postfix(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 @dataclass
@@ -101,10 +114,8 @@ def set_up(config: RunConfig, benchmark: Benchmark, context: DistributedContext)
 def resume(session: Session, config: RunConfig, checkpoint: Path | None) -> dict:
     """The training state: from ``checkpoint`` when it holds this config's run (weights, optimiser, scheduler,
     task and RNG state restored), else :func:`initial_state`."""
-    if checkpoint is None or not checkpoint.exists():
-        return initial_state()
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if saved.get("key") != config.key:
+    saved = load_checkpoint(checkpoint, config.key) if checkpoint is not None and session.trainable else None
+    if saved is None:  # none, another config's, or unreadable (moved aside with a warning)
         return initial_state()
     session.model.load_state_dict(saved["model"])
     session.optimizer.load_state_dict(saved["optimizer"])
@@ -129,6 +140,8 @@ def train_epoch(session: Session, config: RunConfig, state: dict) -> tuple[float
     state["train_seconds"].append(time.perf_counter() - started)
     metrics = {split: task.evaluate(session.model, split) for split in ("val", "test")}
     value = metrics["val"][task.metric]
+    _check_finite(config, state["epoch"], {"training loss": loss, f"validation {task.metric}": value,
+                                           f"test {task.metric}": metrics["test"][task.metric]})
     session.scheduler.step(value)
     if task.better(value, state["best_val"]):
         state.update(best_val=value, best_epoch=state["epoch"], bad_epochs=0,
@@ -142,17 +155,14 @@ def train_epoch(session: Session, config: RunConfig, state: dict) -> tuple[float
 
 
 def save_checkpoint(session: Session, config: RunConfig, state: dict, checkpoint: Path) -> None:
-    _save_atomic({"key": config.key, "model": session.model.state_dict(),
-                  "optimizer": session.optimizer.state_dict(), "scheduler": session.scheduler.state_dict(),
-                  "task": session.task.state(), "rng": torch.get_rng_state(), "state": state}, checkpoint)
+    save_file({"key": config.key, "model": session.model.state_dict(),
+               "optimizer": session.optimizer.state_dict(), "scheduler": session.scheduler.state_dict(),
+               "task": session.task.state(), "rng": torch.get_rng_state(), "state": state}, checkpoint)
 
 
 def to_result(session: Session, config: RunConfig, state: dict) -> RunResult:
-    """The run's result: the metrics at the best validation epoch; an error if validation was NaN throughout."""
+    """The run's result: the metrics at the best validation epoch."""
     metric = session.task.metric
-    if session.trainable and state["best_epoch"] < 0:
-        raise RuntimeError(f"{config.label()}: the validation {metric} was NaN at every epoch (diverged); "
-                           f"try a lower --lr")
     seconds = state["train_seconds"]
     best = state["best_metrics"]
     return RunResult(
@@ -168,7 +178,8 @@ def train_run(config: RunConfig, benchmark: Benchmark, checkpoint: Path | None =
     """Train ``config.model`` on ``benchmark`` (already at ``config.fold``) and return its result.
 
     With ``checkpoint``, state is saved there after every epoch and a run finding a checkpoint of the same config
-    resumes from it (loaded with ``weights_only=True``); the file is removed when the run finishes.
+    resumes from it (loaded with ``weights_only=True``); the caller removes it once the result is stored. Raises
+    :class:`Diverged` when the loss or a metric is NaN or infinite.
     """
     context = context or DistributedContext()
     session = set_up(config, benchmark, context)
@@ -180,11 +191,8 @@ def train_run(config: RunConfig, benchmark: Benchmark, checkpoint: Path | None =
     while session.trainable and state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
         loss, value = train_epoch(session, config, state)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}", val=f"{value:.4f}", best=f"{state['best_val']:.4f}")
+        bar.set_postfix(loss=_postfix(loss), val=_postfix(value), best=_postfix(state["best_val"]))
         if checkpoint is not None and context.is_main:
             save_checkpoint(session, config, state, checkpoint)
     bar.close()
-    result = to_result(session, config, state)
-    if checkpoint is not None and context.is_main and checkpoint.exists():
-        checkpoint.unlink()
-    return result
+    return to_result(session, config, state)
