@@ -43,8 +43,10 @@ class BenchmarkCache:
         if key not in self.loaded:
             try:
                 self.loaded[key] = load_benchmark(config.dataset, self.root, **config.dataset_options)
-            except (ChecksumError, FileNotFoundError) as error:
-                raise ConfigError(f"{config.dataset}: {error}") from None
+            except (ChecksumError, FileNotFoundError) as error:  # one line, exit 2 (as `data prepare`)
+                message = str(error)
+                raise ConfigError(message if config.dataset in message else f"{config.dataset}: {message}") \
+                    from None
         return self.loaded[key].fold(config.fold)
 
 
