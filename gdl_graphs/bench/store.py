@@ -68,6 +68,7 @@ RUNS = sa.Table(
 SCHEMA_INFO = sa.Table("gdl_schema", metadata, sa.Column("name", sa.String(64), primary_key=True),
                        sa.Column("value", sa.Text, nullable=False))
 _JSON_COLUMNS = ("metrics", "curve", "config")
+_SCHEMA_LOCK = 0x6764_6C62  # PostgreSQL advisory lock held while one worker creates or migrates the schema
 
 
 @dataclass
@@ -196,51 +197,47 @@ class ResultStore:
     # ------------------------------------------------------------------------------------------------ schema
 
     def _check_schema(self) -> set[str]:
-        """Create, check or migrate the schema; returns the columns of ``runs``."""
-        inspector = sa.inspect(self.engine)
+        """Create, check or migrate the schema (one worker at a time); returns the columns of ``runs``."""
+        if self.read_only:
+            with self.engine.connect() as connection:
+                return self._checked_columns(connection)
+        with self.engine.begin() as connection:
+            if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serialises this transaction
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SCHEMA_LOCK})
+            return self._checked_columns(connection)
+
+    def _checked_columns(self, connection) -> set[str]:
+        inspector = sa.inspect(connection)
         tables = set(inspector.get_table_names())
         if "runs" not in tables:
             if self.read_only:
                 raise ConfigError(f"--db: {self.label!r} holds no gdl-bench results (no table 'runs')")
-            with self.engine.begin() as connection:
-                metadata.create_all(connection)
-                self._set_version(connection)
+            metadata.create_all(connection)
+            self._set_version(connection)
             return {column.name for column in RUNS.columns}
         columns = {column["name"] for column in inspector.get_columns("runs")}
         if "key" not in columns:
             raise ConfigError(f"--db: {self.label!r} has a table 'runs' that gdl-bench did not write (no 'key')")
-        version = self._stored_version(tables)
+        version = _stored_version(connection, tables)
         if version > SCHEMA_VERSION:
             raise ConfigError(f"--db: {self.label!r} has schema version {version}, newer than this gdl_graphs "
                               f"({SCHEMA_VERSION}); upgrade gdl_graphs")
         if version < SCHEMA_VERSION and not self.read_only:
-            self._migrate(columns)
-            columns = {column.name for column in RUNS.columns} | columns
+            self._migrate(connection, columns)
+            columns = columns | {column.name for column in RUNS.columns}
         return columns
 
-    def _stored_version(self, tables: set[str]) -> int:
-        if "gdl_schema" not in tables:
-            return 1
-        with self.engine.connect() as connection:
-            value = connection.execute(sa.select(SCHEMA_INFO.c.value).where(SCHEMA_INFO.c.name == "version")) \
-                .scalar()
-        return int(value) if value is not None else 1
-
-    def _migrate(self, columns: set[str]) -> None:
+    def _migrate(self, connection, columns: set[str]) -> None:
         """Add the columns an older schema lacks (its rows are finished runs: state ``done``), then the version."""
-        with self.engine.begin() as connection:
-            present = {c["name"] for c in sa.inspect(connection).get_columns("runs")}  # another worker may be first
-            for column in RUNS.columns:
-                if column.name in present:
-                    continue
-                kind = column.type.compile(dialect=connection.dialect)
-                default = f" NOT NULL DEFAULT '{column.server_default.arg}'" if column.server_default is not None \
-                    else ""
-                if column.name == "attempts":
-                    default = " NOT NULL DEFAULT 0"
-                connection.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN {column.name} {kind}{default}")
-            SCHEMA_INFO.create(connection, checkfirst=True)
-            self._set_version(connection)
+        for column in RUNS.columns:
+            if column.name in columns:
+                continue
+            kind = column.type.compile(dialect=connection.dialect)
+            default = f" NOT NULL DEFAULT {column.server_default.arg!r}" if column.server_default is not None \
+                else ""
+            connection.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN {column.name} {kind}{default}")
+        SCHEMA_INFO.create(connection, checkfirst=True)
+        self._set_version(connection)
 
     def _set_version(self, connection) -> None:
         connection.execute(SCHEMA_INFO.delete().where(SCHEMA_INFO.c.name == "version"))
@@ -248,7 +245,8 @@ class ResultStore:
 
     @property
     def schema_version(self) -> int:
-        return self._stored_version(set(sa.inspect(self.engine).get_table_names()))
+        with self.engine.connect() as connection:
+            return _stored_version(connection, set(sa.inspect(connection).get_table_names()))
 
     # ------------------------------------------------------------------------------------------------ claims
 
@@ -404,6 +402,13 @@ class ResultStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _stored_version(connection, tables: set[str]) -> int:
+    if "gdl_schema" not in tables:
+        return 1
+    value = connection.execute(sa.select(SCHEMA_INFO.c.value).where(SCHEMA_INFO.c.name == "version")).scalar()
+    return int(value) if value is not None else 1
 
 
 def _chunks(keys: list[str], size: int = 500):
