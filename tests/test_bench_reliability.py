@@ -217,6 +217,22 @@ def test_claims_are_exclusive_and_expired_leases_are_taken_over(tmp_path):
     assert store.claim(keys, "hostC:1:c", 60) == (keys[1], False)
 
 
+def test_a_worker_waits_for_a_held_run_and_takes_it_over_when_the_lease_expires(tmp_path):
+    db = tmp_path / "r.sqlite"
+    store = ResultStore(db)
+    runs = _runs(seeds=(0, 1))
+    store.register(runs, None)
+    assert store.claim([runs[0].key], "another-machine:1:x", 8.0) == (runs[0].key, False)  # never renewed
+    messages = []
+    started = time.perf_counter()
+    trained = run_all(runs, store, log=messages.append, progress=False, lease=2.0)
+    assert sorted(r.key for r in trained) == sorted(r.key for r in runs)
+    assert any("waiting for 1 runs held by other workers" in m for m in messages)
+    assert any("taken over from a worker whose lease expired" in m for m in messages)
+    assert time.perf_counter() - started < 30
+    assert _states(db) == {run.key: "done" for run in runs}
+
+
 def test_a_dead_local_worker_is_taken_over_at_once_and_resumed(tmp_path):
     """SIGKILL a worker mid-run: the next worker on this machine takes the run over without waiting for the lease
     and resumes it from the checkpoint; the result equals an uninterrupted run's."""
@@ -274,7 +290,8 @@ def test_a_diverging_run_is_stored_as_diverged_and_the_suite_goes_on(tmp_path, c
 @pytest.mark.parametrize("key, value", [("lr", float("inf")), ("lr", float("nan")), ("lr", 0), ("lr", -1),
                                         ("weight_decay", -1), ("lr_factor", 2), ("lr_factor", 1),
                                         ("train_limit", 0), ("train_limit", -100), ("min_lr", -1e-5),
-                                        ("grad_clip", 0), ("batch_size", 0), ("hidden_channels", 0)])
+                                        ("grad_clip", 0), ("batch_size", 0), ("hidden_channels", 0),
+                                        ("budget", -5)])
 def test_out_of_range_settings_are_refused(key, value):
     with pytest.raises(ConfigError, match=f"^defaults.{key}: must be"):
         parse_suite({"defaults": {key: value}, "experiments": [KARATE]})
@@ -314,6 +331,9 @@ def test_a_truncated_checkpoint_is_moved_aside_and_the_run_restarts(tmp_path):
     ({"model_options": {"gcn": 3}}, "experiments[0].model_options.gcn"),
     ({"dataset_options": {"val_fractoin": 0.2}}, "experiments[0].dataset_options.val_fractoin"),
     ({"seeds": [-1]}, "experiments[0].seeds"),
+    ({"seeds": [2 ** 32]}, "experiments[0].seeds"),
+    ({"dataset": "MUTAG", "folds": "all", "dataset_options": {"num_folds": "x"}},
+     "experiments[0].dataset_options.num_folds"),
     ({"dataset": "MUTAG", "folds": [99]}, "experiments[0].folds"),
     ({"folds": [1]}, "experiments[0].folds"),  # KarateClub has one split
     ({"weight_decay": -1}, "experiments[0].weight_decay"),

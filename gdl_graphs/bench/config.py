@@ -142,6 +142,8 @@ def _check_range(key: str, value, where: str) -> None:
         refuse("between 0 and 1 (exclusive)")
     if key in ("seed", "fold") and value < 0:
         refuse(">= 0")
+    if key == "budget" and value < 1:
+        refuse("a positive parameter count")
 
 
 def _check_type(key: str, value, where: str):
@@ -240,10 +242,10 @@ def expand_experiment(experiment: dict, defaults: dict, where: str = "") -> list
     settings = {**defaults}
     for key in DEFAULT_KEYS & set(experiment):
         settings[key] = _check_type(key, experiment[key], where)
-    seeds = _int_list("seeds", experiment.get("seeds", [0]), where)
+    seeds = _int_list("seeds", experiment.get("seeds", [0]), where, limit=2 ** 32)  # numpy's seed range
     dataset_options = settings.get("dataset_options", {})
     _check_options(f"{where}dataset_options", dataset_options, dataset_option_names(dataset))
-    num_folds = _num_folds(dataset, dataset_options)
+    num_folds = _num_folds(dataset, dataset_options, where)
     folds = experiment.get("folds", [0])
     if folds == "all":
         folds = list(range(num_folds))
@@ -276,9 +278,14 @@ def _check_options(where: str, given: dict, accepted: set[str] | None, model: st
                           + f"; accepted: {', '.join(sorted(accepted))}")
 
 
-def _num_folds(dataset: str, options: dict) -> int:
+def _num_folds(dataset: str, options: dict, where: str = "") -> int:
     _, family, task = describe_dataset(dataset)
-    return int(options.get("num_folds", 10)) if family == "social" and task == "graph_classification" else 1
+    if family != "social" or task != "graph_classification":
+        return 1
+    folds = options.get("num_folds", 10)
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ConfigError(f"{where}dataset_options.num_folds: expected an int >= 2, got {folds!r}")
+    return folds
 
 
 def load_suite(path: str | Path, overrides: dict | None = None) -> tuple[dict, list[RunConfig]]:
