@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gdl_graphs.bench.checkpoint import RunFiles, check_writable
 from gdl_graphs.bench.config import ConfigError, RunConfig, StoreError
 from gdl_graphs.bench.distributed import DistributedContext
-from gdl_graphs.bench.store import ResultStore, RunResult, worker_id
+from gdl_graphs.bench.store import FINAL_STATES, ResultStore, RunResult, worker_id
 from gdl_graphs.bench.training import Diverged, train_run
 from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.data.checksums import ChecksumError
@@ -114,7 +114,7 @@ def run_all(runs: list[RunConfig], store: ResultStore, suite: str | None = None,
         check_writable(directory)
         store.register(list(by_key.values()), suite)
         states = store.states(keys)
-        finished = sum(state in ("done", "diverged") for state in states.values())
+        finished = sum(state in FINAL_STATES for state in states.values())
         if finished:
             log(f"[gdl-bench] {finished} of {len(keys)} runs already finished in {store.label}; skipping them")
     cache = BenchmarkCache(root)

@@ -32,7 +32,6 @@ import gdl_graphs
 from gdl_graphs.bench.config import ConfigError
 
 SCHEMA_VERSION = 2  # 1: the unversioned table of finished runs; 2: run states, leases, messages
-STATES = ("pending", "running", "done", "diverged", "failed")
 FINAL_STATES = ("done", "diverged")  # a failed run is tried again by the next `gdl-bench run`
 
 metadata = sa.MetaData()
@@ -340,9 +339,6 @@ class ResultStore:
                 result.update((key, state) for key, state in connection.execute(
                     sa.select(RUNS.c.key, RUNS.c.state).where(RUNS.c.key.in_(chunk))))
         return result
-
-    def finished(self, key: str) -> bool:
-        return self.states([key]).get(key) in FINAL_STATES
 
     # ---------------------------------------------------------------------------------------------- outcomes
 
