@@ -54,7 +54,10 @@ def load_checkpoint(path: Path, key: str) -> dict | None:
             raise ValueError("not a gdl-bench checkpoint")
     except Exception as error:  # torch.load raises RuntimeError, EOFError, UnpicklingError, zipfile errors...
         aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
-        os.replace(path, aside)
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:  # another process (a DDP rank) moved it first
+            return None
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         warnings.warn(f"checkpoint {path} is unreadable ({reason}); moved it to {aside} and restarting the run "
                       f"from scratch", RuntimeWarning, stacklevel=2)

@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +149,7 @@ def database_url(db: str | os.PathLike) -> sa.URL:
 def _sqlite_engine(url: sa.URL, read_only: bool) -> sa.Engine:
     path = url.database
     if read_only:  # open without creating anything: file:...?mode=ro
-        url = sa.URL.create("sqlite", database=f"file:{path}?mode=ro", query={"uri": "true"})
+        url = sa.URL.create("sqlite", database=f"file:{urllib.parse.quote(path)}?mode=ro", query={"uri": "true"})
     engine = sa.create_engine(url, connect_args={"timeout": 60})
 
     @sa.event.listens_for(engine, "connect")
