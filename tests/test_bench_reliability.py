@@ -425,8 +425,12 @@ def test_read_only_database_and_directory_exit_2_before_training(tmp_path, capsy
 # ----------------------------------------------------------------------------------------- lesser: CLI and API
 
 
-def test_missing_and_corrupt_data_are_one_line_exit_2(tmp_path, capsys):
+def test_missing_and_corrupt_data_are_one_line_exit_2(tmp_path, capsys, monkeypatch):
     from gdl_graphs.data.checksums import KNOWN_SHA256
+
+    monkeypatch.setenv("GDL_DATA", os.environ.get("GDL_DATA", ""))  # `run --data-root` exports it: undone after
+    if not os.environ["GDL_DATA"]:
+        monkeypatch.delenv("GDL_DATA")
 
     root = tmp_path / "data"
     for rel in (p for p in KNOWN_SHA256 if p.startswith("MUTAG/raw/")):
