@@ -25,22 +25,21 @@ def _keyword_options(function, skip: set[str]) -> set[str] | None:
 
 
 def model_option_names(model: str) -> set[str] | None:
-    """Options of registered model ``model`` (keyword arguments of its constructor, and ``hidden_channels``)."""
-    from gdl_graphs.models.registry import MODELS
+    """Options of registered model ``model`` (keyword arguments of its constructor, and ``hidden_channels``): the
+    entry's own class where it builds one directly, else :class:`GraphNet` (entries with a hidden layer) or EGNN."""
+    from gdl_graphs.models.registry import get_model
 
-    family = MODELS[model].family
-    if family == "temporal":
-        from gdl_graphs.models.temporal import TEMPORAL_MODELS
-
-        constructor = TEMPORAL_MODELS[model]
-    elif family == "geometric":
-        from gdl_graphs.nn.equivariant import EGNN
-
-        constructor = EGNN
-    else:
+    entry = get_model(model)
+    if entry.module is not None:
+        constructor = entry.module
+    elif entry.layer is not None:
         from gdl_graphs.models.graph_net import GraphNet
 
         constructor = GraphNet
+    else:
+        from gdl_graphs.nn.equivariant import EGNN
+
+        constructor = EGNN
     accepted = _keyword_options(constructor, _BUILDER_ARGUMENTS)
     return None if accepted is None else accepted | {"hidden_channels"}
 
