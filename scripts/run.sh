@@ -33,17 +33,6 @@ if [ -z "${GDL_DATA:-}" ] && [ -d "$shared" ]; then
     chmod -R u+w "$here/datasets"
     export GDL_REQUIRE_DATA="${GDL_REQUIRE_DATA:-1}"
 fi
-# Under CI, a throwaway PostgreSQL server on a local socket (Debian's postgresql package, installed if missing) for
-# the multi-worker store test; elsewhere that test runs when GDL_TEST_POSTGRES holds a throwaway database's URL.
-if [ "${CI:-}" = true ] && [ -z "${GDL_TEST_POSTGRES:-}" ] && [ "${1:-}" = pytest ]; then
-    if GDL_TEST_POSTGRES="$(bash "$here/scripts/test_postgres.sh" start)"; then
-        echo "[setup] PostgreSQL for the store tests at $GDL_TEST_POSTGRES" >&2
-    else
-        echo "[setup] could not start PostgreSQL: the multi-worker PostgreSQL test will fail" >&2
-        GDL_TEST_POSTGRES="postgresql://unavailable/none"
-    fi
-    export GDL_TEST_POSTGRES
-fi
 if [ "$#" -eq 0 ]; then
     echo "usage: bash scripts/run.sh COMMAND [ARGS...]" >&2
     exit 2

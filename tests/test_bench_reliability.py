@@ -189,7 +189,7 @@ def test_concurrent_workers_on_sqlite_train_each_run_once(tmp_path, workers):
 
 
 @pytest.mark.skipif(not os.environ.get("GDL_TEST_POSTGRES"),
-                    reason="set GDL_TEST_POSTGRES=postgresql://... (under CI, scripts/run.sh starts a server)")
+                    reason="set GDL_TEST_POSTGRES=postgresql://... (scripts/test_postgres.sh starts a server)")
 def test_concurrent_workers_on_postgresql_train_each_run_once(tmp_path):
     url = os.environ["GDL_TEST_POSTGRES"]
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
