@@ -11,6 +11,7 @@ root, raw files sit where PyG's / OGB's own dataset classes expect them (``<root
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 DATA_ENV = "GDL_DATA"
@@ -46,3 +47,15 @@ def export_data_root(root: str | os.PathLike | None = None) -> Path:
 def require_data() -> bool:
     """Whether missing staged data is an error rather than a reason to skip (``$GDL_REQUIRE_DATA=1``)."""
     return os.environ.get(REQUIRE_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]*$")
+
+
+def check_dataset_name(name: str) -> str:
+    """Return ``name`` if it is a plain dataset name (letters, digits, ``_ . + -``; no path separators, no ``..``),
+    else raise :class:`ValueError`: names become folders under the data root and must never point outside it."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise ValueError(f"dataset name {name!r} is not a name: use letters, digits and '_', '.', '+', '-' only "
+                         f"(no path separators, no '..', not empty); it becomes a folder under the data root")
+    return name

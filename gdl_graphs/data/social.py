@@ -9,11 +9,16 @@ import torch
 from torch_geometric.data import Data
 
 from gdl_graphs.data.benchmark import Benchmark
-from gdl_graphs.data.checksums import build_dataset, known_files, verify_files
-from gdl_graphs.data.splits import stratified_folds
+from gdl_graphs.data.cache import open_cached, write_record
+from gdl_graphs.data.checksums import build_dataset, known_files
+from gdl_graphs.data.root import check_dataset_name
+from gdl_graphs.data.splits import holdout, stratified_folds
 
 CONSTANT_FEATURE_TU = ("REDDIT-BINARY", "REDDIT-MULTI-5K", "REDDIT-MULTI-12K")
 """Featureless TU datasets that GIN (Xu et al. 2019) gives a constant node feature; the others get one-hot degrees."""
+
+PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+"""Raw files of a Planetoid dataset: ``ind.<name>.<kind>``."""
 
 
 def max_degree(dataset) -> int:
@@ -28,26 +33,131 @@ def max_degree(dataset) -> int:
     return int(torch.unique(keys, return_counts=True)[1].max())
 
 
+TU_REQUIRED = ("A", "graph_indicator", "graph_labels")
+"""TU files every graph-classification dataset needs (``NAME_<kind>.txt``)."""
+
+SPLITS = ("errica", "gin")
+
+
+def tu_raw_files(root: Path, name: str) -> list[str]:
+    """Raw files (relative to ``root``) a TU dataset is built from and that must all be present: its known staged
+    files (see :data:`~gdl_graphs.data.checksums.KNOWN_SHA256`), the required ``A`` / ``graph_indicator`` /
+    ``graph_labels`` files, and whatever else is in its ``raw/`` folder (PyG reads every ``NAME_*.txt``)."""
+    raw_dir = root / name / "raw"
+    present = [p.relative_to(root).as_posix() for p in raw_dir.iterdir() if p.is_file()] if raw_dir.is_dir() else []
+    required = [f"{name}/raw/{name}_{kind}.txt" for kind in TU_REQUIRED]
+    return sorted(set(known_files(f"{name}/raw")) | set(required) | set(present))
+
+
+def _staged_or_download(what: str, root: Path, raw: list[str], processed_dir: Path, build, verify: bool,
+                        hint: str):
+    """Open a PyG dataset through its checked cache when any of its raw files is staged; with none staged, let PyG
+    download the official files (online) and record what it downloaded."""
+    if any((root / rel).is_file() for rel in raw):
+        return open_cached(what, root, raw, processed_dir, ["data.pt"], build, verify=verify, hint=hint)
+    dataset = build_dataset(what, lambda: build(False))
+    write_record(processed_dir, root, [rel for rel in raw if (root / rel).is_file()], ["data.pt"])
+    return dataset
+
+
 def load_tu(root: Path, name: str, degree_features: str | None = None, num_folds: int = 10,
-            val_fraction: float = 0.1, seed: int = 0, verify: bool = True) -> Benchmark:
+            val_fraction: float = 0.1, seed: int = 0, verify: bool = True, use_node_attr: bool = False,
+            split: str = "errica", source: str = "auto") -> Benchmark:
     """A TU dataset (``<root>/<name>/raw/<name>_A.txt`` ...) with stratified ``num_folds``-fold CV and an inner
     stratified validation hold-out (Errica et al. 2020); ``train/val/test`` hold fold 0, ``Benchmark.fold(i)`` the
     others.
 
     Datasets without node features get ``degree_features``: ``"onehot"`` (one-hot degree up to the dataset's
     maximum degree, as GIN) or ``"constant"`` (a single 1, as GIN for REDDIT); default by dataset as GIN did.
+    ``use_node_attr=True`` puts the continuous node attributes (``NAME_node_attributes.txt``) before the one-hot
+    node labels in ``x``, as PyG's ``TUDataset(use_node_attr=True)``.
+
+    ``source``: ``"tu"`` (the TU Dortmund files), ``"gin"`` (the GIN repository's text format, see
+    :mod:`~gdl_graphs.data.gin_format`) or ``"auto"`` (TU files if staged, else a GIN-format copy, else PyG's
+    download). ``split``: ``"errica"`` (above) or ``"gin"`` (the GIN repository's ``10fold_idx`` folds; GIN-format
+    data only), see :func:`load_gin_format`.
     """
     from torch_geometric.datasets import TUDataset
+
+    from gdl_graphs.data.gin_format import GIN_DIR
+
+    check_dataset_name(name)
+    if source not in ("auto", "tu", "gin"):
+        raise ValueError(f"{name}: source must be 'auto', 'tu' or 'gin', got {source!r}")
+    if source == "auto":
+        staged_tu = (root / name / "raw").is_dir()
+        staged_gin = (root / GIN_DIR / f"{name}.zip").is_file() or (root / GIN_DIR / name / f"{name}.txt").is_file()
+        source = "gin" if staged_gin and not staged_tu else "tu"
+    if source == "gin":
+        return load_gin_format(root, name, degree_features=degree_features, val_fraction=val_fraction, seed=seed,
+                               verify=verify, use_node_attr=use_node_attr, split=split, num_folds=num_folds)
+    if split != "errica":
+        raise ValueError(f"{name}: split={split!r} needs the GIN repository's fold files (source='gin'); the TU "
+                         f"files have no official folds, use split='errica'")
+    dataset = _staged_or_download(
+        name, root, tu_raw_files(root, name), root / name / "processed",
+        lambda force: TUDataset(str(root), name, use_node_attr=use_node_attr, force_reload=force), verify,
+        hint=f"Copy the TU Dortmund files of {name} into {root / name / 'raw'} "
+             f"(`gdl-bench data prepare {name} --from DIR`) or load it online.")
+    folds = stratified_folds(_labels(dataset, name, root / name / "raw"), num_folds=num_folds,
+                             val_fraction=val_fraction, seed=seed)
+    info = {"split": f"stratified {num_folds}-fold CV, inner {val_fraction:.0%} stratified validation "
+                     f"(Errica et al. 2020)", "seed": seed, "source": "tu"}
+    return tu_benchmark(name, dataset, folds, info, degree_features)
+
+
+def _labels(dataset, name: str, where) -> torch.Tensor:
+    if len(dataset) == 0:
+        raise ValueError(f"{name}: the files under {where} hold no graphs")
+    y = dataset._data.y
+    if y is None or y.numel() != len(dataset):
+        raise ValueError(f"{name}: the files under {where} hold no graph labels ({name}_graph_labels.txt)")
+    return y
+
+
+def load_gin_format(root: Path, name: str, degree_features: str | None = None, val_fraction: float = 0.1,
+                    seed: int = 0, verify: bool = True, use_node_attr: bool = False, split: str = "gin",
+                    num_folds: int = 10) -> Benchmark:
+    """Any dataset in the GIN repository's text format (``<root>/TU_gin_format/<name>.zip``), as PyG's
+    ``TUDataset`` would give it (:class:`~gdl_graphs.data.gin_format.GINFormatTUDataset`), featureless datasets
+    treated as in :func:`load_tu`.
+
+    ``split="gin"`` (default): the repository's ten ``10fold_idx`` folds; the GIN paper had no validation set, so
+    each fold's validation part is a stratified ``val_fraction`` of its training part (``seed``), taken out of
+    training; ``val_fraction=0`` keeps the folds exactly (empty validation). ``split="errica"``: the Errica et al.
+    protocol of :func:`load_tu` (``num_folds``, ``val_fraction``, ``seed``).
+    """
+    from gdl_graphs.data.gin_format import GIN_DIR, HINT, GINFormatTUDataset, gin_raw_files
+
+    check_dataset_name(name)
+    if split not in SPLITS:
+        raise ValueError(f"{name}: split must be one of {SPLITS}, got {split!r}")
+    raw = gin_raw_files(root, name)
+    processed_dir = root / GIN_DIR / name / "processed"
+    dataset = open_cached(name, root, raw, processed_dir, ["data.pt", "folds.pt"],
+                          lambda force: GINFormatTUDataset(root, name, use_node_attr=use_node_attr,
+                                                           force_reload=force),
+                          verify=verify, hint=HINT)
+    y = _labels(dataset, name, root / raw[0])
+    info = {"source": f"GIN text format ({root / raw[0]})", "seed": seed}
+    if split == "gin":
+        if dataset.gin_folds is None:
+            raise ValueError(f"{name}: {root / raw[0]} has no 10fold_idx split files; use split='errica'")
+        folds = [(*holdout(train, y, val_fraction, seed), test) for train, test in dataset.gin_folds]
+        info["split"] = (f"GIN repository 10fold_idx folds, validation a stratified {val_fraction:.0%} of each "
+                         f"training part" if val_fraction else "GIN repository 10fold_idx folds, no validation set")
+    else:
+        folds = stratified_folds(y, num_folds=num_folds, val_fraction=val_fraction, seed=seed)
+        info["split"] = (f"stratified {num_folds}-fold CV, inner {val_fraction:.0%} stratified validation "
+                         f"(Errica et al. 2020)")
+    return tu_benchmark(name, dataset, folds, info, degree_features)
+
+
+def tu_benchmark(name: str, dataset, folds, info: dict, degree_features: str | None = None) -> Benchmark:
+    """The :class:`Benchmark` of a TU-style dataset with CV ``folds``: degree features for featureless datasets
+    (GIN's choice per dataset unless ``degree_features`` says), fold 0 as ``train/val/test``."""
     from torch_geometric.transforms import Constant, OneHotDegree
 
-    processed = root / name / "processed" / "data.pt"
-    if verify and not processed.is_file():
-        verify_files(root, known_files(f"{name}/raw"))
-    dataset = build_dataset(name, lambda: TUDataset(str(root), name))
-    if len(dataset) == 0:
-        raise ValueError(f"{name}: the TU files under {root / name / 'raw'} hold no graphs")
-    info = {"split": f"stratified {num_folds}-fold CV, inner {val_fraction:.0%} stratified validation "
-                     f"(Errica et al. 2020)", "seed": seed}
     if dataset.num_node_features == 0:
         mode = degree_features or ("constant" if name.upper() in CONSTANT_FEATURE_TU else "onehot")
         if mode == "onehot":
@@ -60,7 +170,6 @@ def load_tu(root: Path, name: str, degree_features: str | None = None, num_folds
     elif degree_features is not None:
         raise ValueError(f"{name} has node features; degree_features applies only to featureless TU datasets")
     y = dataset._data.y
-    folds = stratified_folds(y, num_folds=num_folds, val_fraction=val_fraction, seed=seed)
     train, val, test = folds[0]
     return Benchmark(name=name, task="graph_classification", metric="accuracy", train=dataset[train],
                      val=dataset[val], test=dataset[test], num_features=dataset.num_features,
@@ -77,11 +186,14 @@ def load_planetoid(root: Path, name: str, normalize_features: bool = True, verif
     from torch_geometric.datasets import Planetoid
     from torch_geometric.transforms import NormalizeFeatures
 
-    processed = root / name / "processed" / "data.pt"
-    if verify and not processed.is_file():
-        verify_files(root, known_files(f"{name}/raw"))
+    check_dataset_name(name)
     transform = NormalizeFeatures() if normalize_features else None
-    dataset = build_dataset(name, lambda: Planetoid(str(root), name, split="public", transform=transform))
+    raw = [f"{name}/raw/ind.{name.lower()}.{kind}" for kind in PLANETOID_FILES]
+    dataset = _staged_or_download(
+        name, root, raw, root / name / "processed",
+        lambda force: Planetoid(str(root), name, split="public", transform=transform, force_reload=force), verify,
+        hint=f"Copy the Planetoid files of {name} into {root / name / 'raw'} (`gdl-bench data prepare {name} "
+             f"--from DIR`) or load it online.")
     data = dataset[0]
     return Benchmark(name=name, task="node_classification", metric="accuracy", train=data, val=data, test=data,
                      num_features=dataset.num_features, num_targets=dataset.num_classes, dataset=dataset,
@@ -118,4 +230,5 @@ def load_karate(root: Path | None = None, val_fraction: float = 0.25, seed: int 
                      info={"split": "leaders 0 and 33 train; stratified val/test", "classes": clubs, "seed": seed})
 
 
-__all__ = ["load_tu", "load_planetoid", "load_karate", "max_degree", "CONSTANT_FEATURE_TU"]
+__all__ = ["load_tu", "load_gin_format", "load_planetoid", "load_karate", "tu_benchmark", "tu_raw_files",
+           "max_degree", "CONSTANT_FEATURE_TU"]

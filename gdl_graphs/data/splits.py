@@ -108,12 +108,27 @@ def stratified_folds(labels: Tensor | np.ndarray, num_folds: int = 10, val_fract
                      ) -> list[tuple[Tensor, Tensor, Tensor]]:
     """Errica et al. (2020) protocol: stratified ``num_folds``-fold outer CV; inside each outer training part a
     stratified hold-out of ``val_fraction`` for model selection. Returns ``(train, val, test)`` per fold."""
-    from sklearn.model_selection import StratifiedKFold, train_test_split
+    from sklearn.model_selection import StratifiedKFold
 
     y = np.asarray(labels).reshape(-1)
     outer = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
     folds = []
     for trainval, test in outer.split(np.zeros(len(y)), y):
-        train, val = train_test_split(trainval, test_size=val_fraction, stratify=y[trainval], random_state=seed)
-        folds.append(tuple(torch.from_numpy(np.sort(p)).long() for p in (train, val, test)))
+        train, val = holdout(torch.from_numpy(trainval), y, val_fraction, seed)
+        folds.append((train, val, torch.from_numpy(np.sort(test)).long()))
     return folds
+
+
+def holdout(train: Tensor, labels: Tensor | np.ndarray, val_fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Split the indices ``train`` into ``(train, val)`` with a stratified hold-out of ``val_fraction`` (scikit-learn's
+    ``train_test_split``, ``seed``), both sorted; ``val_fraction=0`` returns ``train`` and an empty ``val``."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    train = torch.as_tensor(train, dtype=torch.long)
+    if val_fraction == 0:
+        return train.sort().values, torch.empty(0, dtype=torch.long)
+    y = np.asarray(labels).reshape(-1)[train.numpy()]
+    kept, val = train_test_split(train.numpy(), test_size=val_fraction, stratify=y, random_state=seed)
+    return torch.from_numpy(np.sort(kept)).long(), torch.from_numpy(np.sort(val)).long()
