@@ -44,6 +44,12 @@ KNOWN_SHA256: dict[str, str] = {
     "PROTEINS/raw/PROTEINS_node_attributes.txt": "54eef829abb37e458a5fbf3a3c581e48e5810e220463c2cd951856b9ceb08f07",
     "PROTEINS/raw/PROTEINS_node_labels.txt": "f758e8ad3d6e3c026b50833d75f6f90735b94eb3345e4243707f495ca8afea8d",
     "PROTEINS/raw/README.txt": "e9c4ed2c9a4059ddfdc2eb7330ebecfc6c8d42dabd5ce2ee67f28aed0db49da7",
+    "TU_gin_format/COLLAB.zip": "9ecf84c958ac765b9e0f878f4bd002fec20926e0c3d037cb753ab251f59b41f3",
+    "TU_gin_format/REDDIT-BINARY.zip": "c45536bdd84db7a4913fd6a45ae7616a12a02bf1f444a4effbce903524d62121",
+    "peptides-functional/raw/peptide_multi_class_dataset.csv.gz":
+        "e314f7dfb1ac46ef83fe5f5aa4fe502ad4527da633b64e6b997cb0c452511de3",
+    "peptides-functional/splits_random_stratified_peptide.pickle":
+        "4573079852cce8867ad2d734c5dd22d77538bbe9f628223a8d4b3b531f6fffd0",
     "traffic/Chickenpox/chickenpox.json": "724b48cfb274b2ecbb855bdb99b970b5ef9dd3671694fa477435dc1e08293735",
     "traffic/METR-LA/adj_mx.pkl": "a35687c6e15aa228dc45027b0ed2a0ea0f4ec78f573deb992c595092d12f61b3",
     "traffic/METR-LA/graph_sensor_ids.txt": "3ba026caa2e6263ab0ea54b0fa1b125dbfa7216544cd05313b555e826292b990",

@@ -10,7 +10,7 @@ from inspect import Parameter
 from dataclasses import dataclass, field
 
 from gdl_graphs.data.benchmark import Benchmark
-from gdl_graphs.data.root import data_root
+from gdl_graphs.data.root import check_dataset_name, data_root
 
 
 @dataclass(frozen=True)
@@ -86,12 +86,18 @@ _SPECS = [
                 "MoleculeNet HIV (PyG features), scaffold 80/10/10", {"name": "HIV"}),
     DatasetSpec("ZINC", "molecules", "graph_regression", "mae", f"{_MOL}:load_zinc", ("ZINC/raw",),
                 "ZINC 12k subset: constrained solubility, official 10,000/1,000/1,000"),
+    DatasetSpec("peptides-func", "molecules", "graph_multilabel", "ap", "gdl_graphs.data.lrgb:load_peptides_func",
+                ("peptides-functional",), "LRGB Peptides-func: 15,535 peptides, 10 binary tasks, official split "
+                "10,873/2,331/2,331, average precision", aliases=("peptides-functional", "lrgb-peptides-func"),
+                required=("peptides-functional/raw/peptide_multi_class_dataset.csv.gz",
+                          "peptides-functional/splits_random_stratified_peptide.pickle")),
     DatasetSpec("QM9", "molecules", "graph_regression", "mae", "gdl_graphs.data.qm9:load_qm9_benchmark", (),
                 "QM9 (qm9pack): 130,831 molecules, 12 quantum properties, 3D coordinates, EGNN split "
                 "100,000/17,748/13,083; target=, limit= for subsets",
                 provided="qm9pack package (source='pyg': PyG download)", node_attributes=("pos",)),
     # social / bio / citation
-    *[DatasetSpec(tu, "social", "graph_classification", "accuracy", f"{_SOC}:load_tu", (f"{tu}/raw",),
+    *[DatasetSpec(tu, "social", "graph_classification", "accuracy", f"{_SOC}:load_tu",
+                  (f"{tu}/raw", "TU_gin_format") if tu in ("REDDIT-BINARY", "COLLAB") else (f"{tu}/raw",),
                   f"TU {tu}: {summary}, stratified 10-fold CV (Errica et al.)", {"name": tu})
       for tu, summary in (("MUTAG", "188 mutagenic compounds, 2 classes"), ("PROTEINS", "1,113 proteins, 2 classes"),
                           ("NCI1", "4,110 compounds, 2 classes"),
@@ -147,10 +153,19 @@ def load_benchmark(name: str, root: str | os.PathLike | None = None, **options) 
 
     ``root`` defaults to :func:`~gdl_graphs.data.root.data_root` (``$GDL_DATA``, else the checkout's
     ``datasets/``); ``options`` go to the dataset's loader (e.g. ``seed``, ``input_len``, ``split``).
-    ``"tu:NAME"`` loads any TU dataset.
+    ``"tu:NAME"`` loads any TU dataset, with its continuous node attributes where it has them
+    (``use_node_attr=False`` to drop them); ``"gin:NAME"`` any dataset in the GIN repository's text format
+    (``<root>/TU_gin_format/NAME.zip``) with that repository's folds. ``NAME`` must be a plain name (no path
+    separators, no ``..``).
     """
-    if str(name).lower().startswith("tu:"):
+    prefix, _, rest = str(name).partition(":")
+    if rest and prefix.lower() == "tu":
         from gdl_graphs.data.social import load_tu
 
-        return load_tu(data_root(root), str(name)[3:], **options)
+        options.setdefault("use_node_attr", True)
+        return load_tu(data_root(root), check_dataset_name(rest), **options)
+    if rest and prefix.lower() == "gin":
+        from gdl_graphs.data.social import load_gin_format
+
+        return load_gin_format(data_root(root), check_dataset_name(rest), **options)
     return get_spec(name).load(root, **options)
