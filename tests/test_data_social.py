@@ -4,6 +4,7 @@ in the TU text format (REDDIT-BINARY, COLLAB), degree features, checksums."""
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections import Counter
 
 import pytest
@@ -123,3 +124,94 @@ def test_corrupt_tu_file_is_refused(staged_root, tmp_path):
     with pytest.raises(ChecksumError, match="README.txt"):
         load_benchmark("MUTAG", root=tmp_path)
     assert len(load_benchmark("MUTAG", root=tmp_path, verify=False).dataset) == 188  # ... unless opted out
+
+
+# --------------------------------------------------------------------------- raw-file integrity and the cache
+
+
+def test_missing_label_file_is_named_and_nothing_is_cached(tmp_path):
+    write_tu(tmp_path, "MYGRAPHS", ring_graphs(20), [0, 1] * 10)
+    labels = tmp_path / "MYGRAPHS/raw/MYGRAPHS_graph_labels.txt"
+    saved = labels.read_text()
+    labels.unlink()
+    with pytest.raises(FileNotFoundError, match=r"MYGRAPHS/raw/MYGRAPHS_graph_labels.txt is missing; nothing was "):
+        load_benchmark("tu:MYGRAPHS", root=tmp_path)
+    assert not (tmp_path / "MYGRAPHS/processed/data.pt").exists()
+    labels.write_text(saved)                                   # restored: loads, no poisoned cache in the way
+    assert load_benchmark("tu:MYGRAPHS", root=tmp_path).num_targets == 2
+
+
+def test_cache_is_rebuilt_when_a_raw_file_changes_or_is_truncated(tmp_path):
+    write_tu(tmp_path, "MYGRAPHS", ring_graphs(40), [0, 1] * 20)
+    processed = tmp_path / "MYGRAPHS/processed/data.pt"
+    assert load_benchmark("tu:MYGRAPHS", root=tmp_path).num_targets == 2
+    built = processed.stat().st_mtime_ns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                         # a current cache loads silently ...
+        load_benchmark("tu:MYGRAPHS", root=tmp_path)
+    assert processed.stat().st_mtime_ns == built               # ... without processing again
+    write_tu(tmp_path, "MYGRAPHS", ring_graphs(40), [0, 1, 2, 3] * 10)
+    with pytest.warns(UserWarning, match="MYGRAPHS_graph_labels.txt changed since the cache was built"):
+        assert load_benchmark("tu:MYGRAPHS", root=tmp_path).num_targets == 4
+    processed.write_bytes(processed.read_bytes()[:-200])
+    with pytest.warns(UserWarning, match=rf"{processed} has \d+ bytes, \d+ were written \(truncated\?\)"):
+        assert load_benchmark("tu:MYGRAPHS", root=tmp_path).num_targets == 4
+    (tmp_path / "MYGRAPHS/processed/raw_files.json").unlink()   # a cache from before hashes were recorded
+    with pytest.warns(UserWarning, match="records no raw-file hashes"):
+        load_benchmark("tu:MYGRAPHS", root=tmp_path)
+    processed.write_bytes(b"\0" * processed.stat().st_size)    # same size, unreadable: rebuilt, the file named
+    with pytest.warns(UserWarning, match=rf"{processed} cannot be read .* rebuilding it"):
+        assert len(load_benchmark("tu:MYGRAPHS", root=tmp_path).dataset) == 40
+
+
+@pytest.mark.parametrize("name", ["tu:../../x", "tu:a/b", "tu:..", "tu:", "tu:a\\b", "gin:../y", "tu: x"])
+def test_dataset_names_are_names(tmp_path, name):
+    with pytest.raises((ValueError, KeyError), match="is not a name|unknown dataset"):
+        load_benchmark(name, root=tmp_path / "root")
+    assert not (tmp_path / "root").exists() and not (tmp_path / "x").exists()
+
+
+def test_tu_prefix_keeps_node_attributes(tmp_path):
+    graphs = ring_graphs(20)
+    labels = [[i % 3 for i in range(n)] for n, _ in graphs]
+    attrs = [[[0.5 * i, 1.0] for i in range(n)] for n, _ in graphs]
+    write_tu(tmp_path, "ATTR", graphs, [0, 1] * 10, node_labels=labels, node_attributes=attrs)
+    bench = load_benchmark("tu:ATTR", root=tmp_path)
+    assert bench.num_features == 2 + 3 and torch.allclose(bench.dataset[0].x[:, :2], torch.tensor(attrs[0]))
+    assert load_benchmark("tu:ATTR", root=tmp_path, use_node_attr=False).num_features == 3
+
+
+def test_own_processed_files_load_without_weights_only_warnings(tmp_path):
+    write_tu(tmp_path, "MYGRAPHS", ring_graphs(20), [0, 1] * 10, node_labels=[[0, 1] * 5] * 20)
+    load_benchmark("tu:MYGRAPHS", root=tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_benchmark("tu:MYGRAPHS", root=tmp_path)
+    assert not [w for w in caught if "Weights only load failed" in str(w.message)]
+
+
+@pytest.mark.data
+def test_staged_mutag_missing_label_file_and_cached_loads(staged_root, tmp_path):
+    require_staged(staged_root, "MUTAG/raw/MUTAG_A.txt", "Cora/raw/ind.cora.graph")
+    for name in ("MUTAG", "Cora"):
+        shutil.copytree(staged_root / name / "raw", tmp_path / name / "raw")
+    labels = tmp_path / "MUTAG/raw/MUTAG_graph_labels.txt"
+    labels.chmod(0o644)
+    labels.unlink()
+    with pytest.raises(FileNotFoundError, match="MUTAG_graph_labels.txt is missing"):
+        load_benchmark("MUTAG", root=tmp_path)
+    shutil.copyfile(staged_root / "MUTAG/raw/MUTAG_graph_labels.txt", labels)
+    assert len(load_benchmark("MUTAG", root=tmp_path).dataset) == 188
+    load_benchmark("Cora", root=tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert len(load_benchmark("MUTAG", root=tmp_path).dataset) == 188
+        assert load_benchmark("Cora", root=tmp_path).split_sizes() == (140, 500, 1000)
+    assert not [w for w in caught if issubclass(w.category, UserWarning)], [str(w.message) for w in caught]
+
+
+@pytest.mark.data
+def test_staged_proteins_with_node_attributes(staged_root):
+    require_staged(staged_root, "PROTEINS/raw/PROTEINS_node_attributes.txt")
+    assert load_benchmark("tu:PROTEINS").num_features == 1 + 3   # 1 attribute + 3 node labels
+    assert load_benchmark("PROTEINS").num_features == 3
