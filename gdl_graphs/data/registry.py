@@ -107,6 +107,11 @@ _SPECS = [
                           ("COLLAB", "5,000 ego-networks, 3 fields, degree features"))],
     *[DatasetSpec(p, "social", "node_classification", "accuracy", f"{_SOC}:load_planetoid", (f"{p}/raw",),
                   f"Planetoid {p}: citation graph, public split", {"name": p}) for p in ("Cora", "CiteSeer", "PubMed")],
+    *[DatasetSpec(o, "social", "node_classification", "accuracy", "gdl_graphs.data.ogbn:load_ogbn",
+                  (o.replace("-", "_"),), f"OGB {o}: {summary}, official split, OGB Evaluator", {"name": o},
+                  aliases=(o[5:],))
+      for o, summary in (("ogbn-arxiv", "169,343 papers, 40 subject areas, time split"),
+                         ("ogbn-products", "2,449,029 products, 47 categories, sales-ranking split"))],
     DatasetSpec("KarateClub", "social", "node_classification", "accuracy", f"{_SOC}:load_karate", (),
                 "Zachary's karate club (networkx): 34 nodes, 2 clubs", aliases=("karate",), provided="networkx"),
     # traffic
@@ -125,6 +130,11 @@ _SPECS = [
                             ("Chickenpox", "20 counties x 521 weeks", "chickenpox.json"),
                             ("PedalMe", "15 areas x 35 weeks", "pedalme_london.json"))],
     # synthetic
+    DatasetSpec("SyntheticProducts", "synthetic", "node_classification", "accuracy",
+                "gdl_graphs.data.synthetic_graphs:load_synthetic_products", (),
+                "seeded graph at ogbn-products size (2.4M nodes, 62M edges, 100 features, 47 classes) for "
+                "benchmarks; num_nodes=, num_edges= for smaller ones", aliases=("synthetic-products",),
+                provided="generated in memory on every load"),
     DatasetSpec("NBody", "synthetic", "dynamics", "mse", "gdl_graphs.data.synthetic:load_nbody", (),
                 "charged N-body simulation (EGNN): predict positions after 1,000 steps",
                 provided="generated on first use", node_attributes=("pos", "vel")),
