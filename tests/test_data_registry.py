@@ -124,3 +124,15 @@ def test_cli_prepare_staged_mutag_verifies(staged_root, tmp_path, capsys):
     (tmp_path / "MUTAG/raw/MUTAG_graph_labels.txt").write_text("1\n")
     assert run_cli("data", "list", "--data-root", str(tmp_path)) == 0
     assert re.search(r"MUTAG .* CHECKSUM MISMATCH: .*MUTAG_graph_labels.txt", capsys.readouterr().out)
+
+
+def test_from_smiles_is_exported_lazily():
+    import subprocess
+    import sys
+
+    from gdl_graphs.data import from_smiles
+    from gdl_graphs.data.molecules import from_smiles as original
+
+    assert from_smiles is original and from_smiles(["CCO"])[0].x.shape == (3, 9)
+    code = "import sys, gdl_graphs.data; print('gdl_graphs.data.molecules' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -69,13 +69,18 @@ class ChecksumError(ValueError):
     """A raw file's SHA-256 differs from the known value (corrupt, truncated or a different release)."""
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file (``hashlib`` algorithm name), read in chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file."""
+    return file_digest(path, "sha256")
 
 
 def known_files(prefix: str) -> list[str]:

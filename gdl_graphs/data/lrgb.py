@@ -13,7 +13,6 @@ constant) matched, and even then only NumPy arrays may be rebuilt from it (:clas
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -26,7 +25,7 @@ from torch_geometric.data import InMemoryDataset
 
 from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.data.cache import open_cached
-from gdl_graphs.data.checksums import ChecksumError, verify_files
+from gdl_graphs.data.checksums import ChecksumError, file_digest, verify_files
 
 PEPTIDES_DIR = "peptides-functional"
 CSV = f"{PEPTIDES_DIR}/raw/peptide_multi_class_dataset.csv.gz"
@@ -40,12 +39,9 @@ HINT = ("Stage the LRGB files there (`gdl-bench data prepare peptides-func --fro
         "https://www.dropbox.com/s/j4zcnx2eipuo0xz/splits_random_stratified_peptide.pickle.")
 
 
-def md5_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def md5_file(path: str | Path) -> str:
+    """Hex MD5 of a file (what the LRGB loader checks)."""
+    return file_digest(path, "md5")
 
 
 def verify_lrgb_files(root: Path, relpaths=(CSV, SPLIT)) -> None:
