@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from gdl_graphs.data.checksums import sha256_file, verify_files
 
 RECORD = "raw_files.json"
@@ -36,6 +38,21 @@ RECORD = "raw_files.json"
 UNREADABLE = (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, ValueError,
               TypeError, AttributeError)
 """What ``torch.load`` / PyG raise on a damaged processed file."""
+
+
+def allow_pyg_classes() -> None:
+    """Allow PyG's data classes in ``torch.load(weights_only=True)`` for the whole process.
+
+    OGB 1.3.6 loads its processed files with a plain ``torch.load``, which torch >= 2.6 refuses for PyG objects.
+    PyG registers ``Data`` itself at import; a ``torch.serialization.safe_globals([...])`` block around OGB's load
+    would *remove* ``Data`` again on exit, and every later PyG load would then warn "Weights only load failed" and
+    fall back to ``weights_only=False``. Adding them for good keeps both working.
+    """
+    from torch_geometric.data import Data
+    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
+    from torch_geometric.data.storage import GlobalStorage
+
+    torch.serialization.add_safe_globals([Data, DataEdgeAttr, DataTensorAttr, GlobalStorage])
 
 
 def require_files(root: Path, relpaths: Sequence[str], what: str, hint: str = "") -> None:
@@ -136,4 +153,4 @@ def open_cached(what: str, root: Path, raw: Sequence[str], processed_dir: Path, 
     return dataset
 
 
-__all__ = ["open_cached", "require_files", "stale_reason", "write_record", "RECORD"]
+__all__ = ["open_cached", "require_files", "stale_reason", "write_record", "allow_pyg_classes", "RECORD"]

@@ -251,17 +251,11 @@ def load_molhiv(root: Path, source: str = "auto", verify: bool = True) -> Benchm
 
 
 def _ogb_dataset(cls, root: Path):
-    """OGB's dataset class, allowing PyG's data classes in its ``torch.load`` of the processed file: OGB 1.3.6
-    calls ``torch.load`` without ``weights_only=False``, which torch >= 2.6 otherwise refuses for PyG objects.
+    """OGB's dataset class, with PyG's data classes allowed in its ``torch.load`` of the processed file
+    (:func:`~gdl_graphs.data.cache.allow_pyg_classes`)."""
+    from gdl_graphs.data.cache import allow_pyg_classes
 
-    The classes are added to torch's allowlist for good (as PyG itself does at import), not in a
-    ``safe_globals`` context: leaving that context removes them again, PyG's own registrations included, and every
-    later load of a processed PyG dataset then warns "Weights only load failed".
-    """
-    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
-    from torch_geometric.data.storage import GlobalStorage
-
-    torch.serialization.add_safe_globals([Data, DataEdgeAttr, DataTensorAttr, GlobalStorage])
+    allow_pyg_classes()
     return cls("ogbg-molhiv", root=str(root))
 
 

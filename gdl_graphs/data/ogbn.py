@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from gdl_graphs.data.benchmark import Benchmark
-from gdl_graphs.data.cache import open_cached, write_record
+from gdl_graphs.data.cache import allow_pyg_classes, open_cached, write_record
 from gdl_graphs.data.checksums import build_dataset
 
 OGBN = {
@@ -46,24 +46,14 @@ def ogbn_raw_files(name: str) -> list[str]:
             + [f"{folder}/split/{split}/{part}.csv.gz" for part in ("train", "valid", "test")])
 
 
-def _pyg_classes_allowed():
-    """``torch.load`` context allowing PyG's data classes: OGB 1.3.6 loads its processed file without
-    ``weights_only=False``, which torch >= 2.6 otherwise refuses for PyG objects."""
-    from torch_geometric.data import Data
-    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
-    from torch_geometric.data.storage import GlobalStorage
-
-    return torch.serialization.safe_globals([Data, DataEdgeAttr, DataTensorAttr, GlobalStorage])
-
-
 def _open(root: Path, name: str, force: bool):
     from ogb.nodeproppred import PygNodePropPredDataset
 
     processed = root / ogbn_folder(name) / "processed"
     if force and processed.is_dir():
         shutil.rmtree(processed)
-    with _pyg_classes_allowed():
-        return PygNodePropPredDataset(name, root=str(root))
+    allow_pyg_classes()     # OGB's plain torch.load of its processed file
+    return PygNodePropPredDataset(name, root=str(root))
 
 
 def load_ogbn(root: Path, name: str, to_undirected: bool = False, verify: bool = True) -> Benchmark:
