@@ -225,3 +225,19 @@ def test_staged_proteins_with_node_attributes(staged_root):
     require_staged(staged_root, "PROTEINS/raw/PROTEINS_node_attributes.txt")
     assert load_benchmark("tu:PROTEINS").num_features == 1 + 3   # 1 attribute + 3 node labels
     assert load_benchmark("PROTEINS").num_features == 3
+
+
+def test_downloaded_tu_files_are_recorded(tmp_path, monkeypatch):
+    """Nothing staged: PyG's download runs (here writing fixture files, with a README as the TU zips have), and the
+    record covers every downloaded file, so the next load uses the cache without a rebuild."""
+    from torch_geometric.datasets import TUDataset
+
+    def download(self):
+        write_tu(tmp_path, self.name, ring_graphs(20), [0, 1] * 10)
+        (tmp_path / self.name / "raw" / "README.txt").write_text("downloaded\n")
+
+    monkeypatch.setattr(TUDataset, "download", download)
+    assert len(load_benchmark("tu:DOWNLOADED", root=tmp_path).dataset) == 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(load_benchmark("tu:DOWNLOADED", root=tmp_path).dataset) == 20

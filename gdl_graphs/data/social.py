@@ -49,14 +49,14 @@ def tu_raw_files(root: Path, name: str) -> list[str]:
     return sorted(set(known_files(f"{name}/raw")) | set(required) | set(present))
 
 
-def _staged_or_download(what: str, root: Path, raw: list[str], processed_dir: Path, build, verify: bool,
-                        hint: str):
-    """Open a PyG dataset through its checked cache when any of its raw files is staged; with none staged, let PyG
-    download the official files (online) and record what it downloaded."""
+def _staged_or_download(what: str, root: Path, raw_files, processed_dir: Path, build, verify: bool, hint: str):
+    """Open a PyG dataset through its checked cache when any of its raw files (``raw_files()``, relative to
+    ``root``) is staged; with none staged, let PyG download the official files (online) and record what it got."""
+    raw = raw_files()
     if any((root / rel).is_file() for rel in raw):
         return open_cached(what, root, raw, processed_dir, ["data.pt"], build, verify=verify, hint=hint)
     dataset = build_dataset(what, lambda: build(False))
-    write_record(processed_dir, root, [rel for rel in raw if (root / rel).is_file()], ["data.pt"])
+    write_record(processed_dir, root, [rel for rel in raw_files() if (root / rel).is_file()], ["data.pt"])
     return dataset
 
 
@@ -95,7 +95,7 @@ def load_tu(root: Path, name: str, degree_features: str | None = None, num_folds
         raise ValueError(f"{name}: split={split!r} needs the GIN repository's fold files (source='gin'); the TU "
                          f"files have no official folds, use split='errica'")
     dataset = _staged_or_download(
-        name, root, tu_raw_files(root, name), root / name / "processed",
+        name, root, lambda: tu_raw_files(root, name), root / name / "processed",
         lambda force: TUDataset(str(root), name, use_node_attr=use_node_attr, force_reload=force), verify,
         hint=f"Copy the TU Dortmund files of {name} into {root / name / 'raw'} "
              f"(`gdl-bench data prepare {name} --from DIR`) or load it online.")
@@ -190,7 +190,7 @@ def load_planetoid(root: Path, name: str, normalize_features: bool = True, verif
     transform = NormalizeFeatures() if normalize_features else None
     raw = [f"{name}/raw/ind.{name.lower()}.{kind}" for kind in PLANETOID_FILES]
     dataset = _staged_or_download(
-        name, root, raw, root / name / "processed",
+        name, root, lambda: raw, root / name / "processed",
         lambda force: Planetoid(str(root), name, split="public", transform=transform, force_reload=force), verify,
         hint=f"Copy the Planetoid files of {name} into {root / name / 'raw'} (`gdl-bench data prepare {name} "
              f"--from DIR`) or load it online.")
