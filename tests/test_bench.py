@@ -20,7 +20,7 @@ from torch import nn
 from gdl_graphs.bench.cli import main
 from gdl_graphs.bench.config import ConfigError, RunConfig, parse_suite, shard
 from gdl_graphs.bench.store import ResultStore
-from gdl_graphs.bench.tasks import make_task, roc_auc
+from gdl_graphs.bench.tasks import GraphMultilabel, average_precision, make_task, roc_auc
 from gdl_graphs.bench.training import train_run
 from gdl_graphs.data import load_benchmark
 from gdl_graphs.data.traffic import forecasting_benchmark
@@ -104,6 +104,24 @@ def test_roc_auc_ignores_nan_labels_and_single_class_tasks():
     assert roc_auc(y, score) == pytest.approx((1.0 + 1.0) / 2)  # task 1 has one class only
     with pytest.raises(ValueError, match="undefined"):
         roc_auc(np.zeros((3, 1)), np.zeros((3, 1)))
+
+
+def test_multilabel_task_reports_the_benchmarks_metric():
+    """Peptides-func is scored by AP, molhiv by ROC-AUC: the task reads the metric from the benchmark."""
+    from types import SimpleNamespace
+
+    from sklearn.metrics import average_precision_score
+
+    y = torch.tensor([[1, 0], [0, 1], [1, 1], [0, float("nan")]])
+    out = torch.tensor([[0.9, 0.2], [0.3, 0.7], [0.4, 0.1], [0.5, 0.0]])
+    expected = np.mean([average_precision_score([1, 0, 1, 0], [0.9, 0.3, 0.4, 0.5]),
+                        average_precision_score([0, 1, 1], [0.2, 0.7, 0.1])])
+    assert average_precision(y.numpy(), out.numpy()) == pytest.approx(expected)
+    for metric, value in [("ap", expected), ("rocauc", roc_auc(y.numpy(), out.numpy()))]:
+        task = SimpleNamespace(benchmark=SimpleNamespace(evaluator=None, metric=metric))
+        assert GraphMultilabel.metrics(task, out, y) == {metric: pytest.approx(value)}
+    with pytest.raises(ValueError, match="metric 'rmse'"):
+        GraphMultilabel.metrics(SimpleNamespace(benchmark=SimpleNamespace(evaluator=None, metric="rmse")), out, y)
 
 
 class _Constant(nn.Module):

@@ -33,19 +33,34 @@ from gdl_graphs.models.registry import ModelEntry
 HORIZONS = (3, 6, 12)
 
 
-def roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    """Mean ROC-AUC over the tasks with both classes present, NaN labels ignored (OGB's rule)."""
-    from sklearn.metrics import roc_auc_score
-
+def _mean_over_tasks(score, name: str, y_true: np.ndarray, y_score: np.ndarray) -> float:
+    """Mean of ``score`` over the tasks with both classes present, NaN labels ignored (OGB's rule)."""
     scores = []
     for task in range(y_true.shape[1]):
         labelled = ~np.isnan(y_true[:, task])
         labels = y_true[labelled, task]
         if labels.size and 0 < labels.sum() < labels.size:
-            scores.append(roc_auc_score(labels, y_score[labelled, task]))
+            scores.append(score(labels, y_score[labelled, task]))
     if not scores:
-        raise ValueError("ROC-AUC is undefined: no task has both positive and negative labels in this split")
+        raise ValueError(f"{name} is undefined: no task has both positive and negative labels in this split")
     return float(np.mean(scores))
+
+
+def roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
+    """Mean ROC-AUC over the tasks with both classes present, NaN labels ignored (OGB's rule)."""
+    from sklearn.metrics import roc_auc_score
+
+    return _mean_over_tasks(roc_auc_score, "ROC-AUC", y_true, y_score)
+
+
+def average_precision(y_true: np.ndarray, y_score: np.ndarray) -> float:
+    """Mean average precision over the tasks with both classes present, NaN labels ignored (LRGB's AP)."""
+    from sklearn.metrics import average_precision_score
+
+    return _mean_over_tasks(average_precision_score, "AP", y_true, y_score)
+
+
+MULTILABEL_METRICS = {"rocauc": roc_auc, "ap": average_precision}
 
 
 class Task:
@@ -186,8 +201,8 @@ class GraphClassification(GraphBatches):
 
 
 class GraphMultilabel(GraphBatches):
-    """Binary tasks per graph with missing (NaN) labels: masked BCE, mean ROC-AUC (OGB's ``Evaluator`` where the
-    benchmark has one)."""
+    """Binary tasks per graph with missing (NaN) labels: masked BCE; the benchmark's metric (mean ROC-AUC, or AP
+    for LRGB) from its ``Evaluator`` where it has one."""
 
     kind = "graph_multilabel"
 
@@ -198,10 +213,12 @@ class GraphMultilabel(GraphBatches):
 
     def metrics(self, out: Tensor, y: Tensor) -> dict:
         y_true, y_score = y.view(out.shape).numpy(), out.numpy()
-        evaluator = self.benchmark.evaluator
-        value = evaluator.eval({"y_true": y_true, "y_pred": y_score})["rocauc"] if evaluator is not None \
-            else roc_auc(y_true, y_score)
-        return {"rocauc": float(value)}
+        evaluator, metric = self.benchmark.evaluator, self.benchmark.metric
+        if metric not in MULTILABEL_METRICS:
+            raise ValueError(f"graph_multilabel: metric {metric!r} is not one of {sorted(MULTILABEL_METRICS)}")
+        value = evaluator.eval({"y_true": y_true, "y_pred": y_score})[metric] if evaluator is not None \
+            else MULTILABEL_METRICS[metric](y_true, y_score)
+        return {metric: float(value)}
 
 
 class GraphRegression(GraphBatches):
