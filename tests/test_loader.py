@@ -264,6 +264,17 @@ def test_full_neighbourhood_batches_reproduce_full_batch_outputs():
         torch.testing.assert_close(model(batch.x, batch.edge_index)[:batch.batch_size], full[batch.n_id[:batch.batch_size]])
 
 
+def test_pyg_layerwise_inference_runs_on_our_loader():
+    """PyG's ``BasicGNN.inference`` (which checks ``isinstance(loader, NeighborLoader)``) is exact with [-1]."""
+    import copy
+    from torch_geometric.nn.models import GraphSAGE
+    data = node_graph(50, 250)
+    model = GraphSAGE(4, 8, num_layers=2, out_channels=3).eval()
+    loader = NeighborLoader(copy.copy(data), num_neighbors=[-1], batch_size=16)
+    assert isinstance(loader, torch_geometric.loader.NeighborLoader)
+    torch.testing.assert_close(model.inference(loader), model(data.x, data.edge_index))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # refusals and backend choice
 # ---------------------------------------------------------------------------------------------------------------

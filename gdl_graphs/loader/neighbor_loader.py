@@ -1,7 +1,8 @@
 """``NeighborLoader``: PyG's neighbour-sampling mini-batch loader, without pyg-lib or torch-sparse.
 
-A subclass of PyG's :class:`~torch_geometric.loader.NodeLoader`, so batches are assembled by PyG's own code and carry
-exactly the fields PyG's :class:`~torch_geometric.loader.NeighborLoader` yields (``n_id``, ``e_id``, ``batch_size``,
+A subclass of PyG's :class:`~torch_geometric.loader.NeighborLoader` handed its sampler, so batches are assembled by
+PyG's own code, ``isinstance`` checks in PyG code (e.g. ``BasicGNN.inference``) pass, and batches carry exactly the
+fields PyG's loader yields (``n_id``, ``e_id``, ``batch_size``,
 ``input_id``, ``seed_time``, ``batch``, ``num_sampled_nodes``, ``num_sampled_edges``, local ``edge_index`` and every
 node/edge attribute sliced). Sampling runs on :class:`~gdl_graphs.loader.neighbor_sampler.CSRNeighborSampler`
 (pure torch) or, when pyg-lib is installed, on PyG's own pyg-lib sampler: :attr:`NeighborLoader.backend` says which.
@@ -14,10 +15,10 @@ import warnings
 from typing import Callable
 
 import torch
+import torch_geometric.loader
 import torch_geometric.typing
 from torch import Tensor
 from torch_geometric.data import Data
-from torch_geometric.loader import NodeLoader
 from torch_geometric.sampler import NeighborSampler as PyGNeighborSampler
 from torch_geometric.sampler.base import SubgraphType
 
@@ -51,7 +52,7 @@ def _check_input_nodes(input_nodes, num_nodes: int) -> None:
         raise ValueError(f"NeighborLoader: 'input_nodes' holds indices outside [0, {num_nodes})")
 
 
-class NeighborLoader(NodeLoader):
+class NeighborLoader(torch_geometric.loader.NeighborLoader):
     r"""Mini-batches of sampled multi-hop neighbourhoods, a drop-in for PyG's
     :class:`~torch_geometric.loader.NeighborLoader` on homogeneous :class:`~torch_geometric.data.Data` graphs.
 
@@ -126,9 +127,9 @@ class NeighborLoader(NodeLoader):
             sampler = CSRNeighborSampler(data, num_neighbors, replace=replace, subgraph_type=subgraph_type,
                                          generator=kwargs.get("generator"), share_memory=share_memory)
         log.info("NeighborLoader: sampling with the %s backend", self.backend)
-        super().__init__(data=data, node_sampler=sampler, input_nodes=input_nodes, transform=transform,
+        super().__init__(data, num_neighbors, input_nodes=input_nodes, transform=transform,
                          transform_sampler_output=transform_sampler_output, filter_per_worker=filter_per_worker,
-                         **kwargs)
+                         neighbor_sampler=sampler, **kwargs)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(backend={self.backend!r})"
