@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +19,7 @@ from gdl_graphs.loader import CSRNeighborSampler, NeighborLoader
 from gdl_graphs.loader import neighbor_loader
 from gdl_graphs.loader.sampling import sample_hop
 from tests.conftest import random_graph
+from tests.fixtures.staged import require_staged
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -315,3 +318,22 @@ def test_backend_is_reported_and_pyg_lib_is_used_when_installed(monkeypatch):
     assert isinstance(loader.node_sampler, torch_geometric.sampler.NeighborSampler)
     assert NeighborLoader(data, num_neighbors=[2], subgraph_type="induced").backend == "torch"  # not in pyg-lib
     assert NeighborLoader(data, num_neighbors=[2], backend="torch").backend == "torch"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the runnable example
+# ---------------------------------------------------------------------------------------------------------------
+def load_script(relpath: str):
+    path = Path(__file__).resolve().parent.parent / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.data
+def test_example_trains_cora_with_sampled_minibatches(staged_root):
+    require_staged(staged_root, "Cora/raw/ind.cora.graph")
+    results = load_script("examples/neighbor_sampling.py").main(["--epochs", "5", "--seeds", "1"])
+    assert len(results["minibatch"]) == len(results["full_batch"]) == 1
+    assert results["minibatch"][0] > 0.3                                    # learning: chance is 1/7
