@@ -337,3 +337,17 @@ def test_example_trains_cora_with_sampled_minibatches(staged_root):
     results = load_script("examples/neighbor_sampling.py").main(["--epochs", "5", "--seeds", "1"])
     assert len(results["minibatch"]) == len(results["full_batch"]) == 1
     assert results["minibatch"][0] > 0.3                                    # learning: chance is 1/7
+
+
+def test_sampler_benchmark_smoke(tmp_path):
+    """benchmarks/sampler.py end to end on a tiny graph (the numbers mean nothing at this size)."""
+    out = tmp_path / "runs.jsonl"
+    run = load_script("benchmarks/sampler.py").main(
+        ["--nodes", "3000", "--edges", "30000", "--batch-size", "32", "--batches", "3", "--epoch-batches", "2",
+         "--hidden", "16", "--json", str(out)])
+    assert run["graph"]["edges"] == 30000 and run["graph"]["train_seeds"] == 240
+    (name, throughput), = run["throughput"].items()
+    assert name == "gdl_graphs (torch)" and throughput["seeds_timed"] == 96
+    assert throughput["edges_per_batch"] <= 32 * 15 + 32 * 15 * 10
+    assert run["epoch"]["batches"] == 2 and run["epoch"]["seeds"] == 64 and run["epoch"]["peak_rss_gib"] > 0
+    assert len(out.read_text().splitlines()) == 1
