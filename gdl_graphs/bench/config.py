@@ -13,6 +13,9 @@ A suite file::
         folds: [0, 1, 2]    # or "all" (10 for TU datasets); default [0]
         model_options:      # per model name, or "all"
           gin: {virtual_node: true}
+      - dataset: Cora       # node tasks: neighbour-sampled mini-batches (gdl_graphs.bench.minibatch)
+        models: [sage]
+        sampler: {num_neighbors: [15, 10], batch_size: 512, eval: full}
 
 Every key is checked: an unknown key, model or dataset, or a value of the wrong type raises :class:`ConfigError`
 naming the key.
@@ -59,12 +62,16 @@ class RunConfig:
     dataset_options: dict = field(default_factory=dict)
     model_options: dict = field(default_factory=dict)
     device: str = "auto"
+    sampler: dict | None = None
 
     @property
     def key(self) -> str:
-        """Stable hash of the settings that change the result."""
+        """Stable hash of the settings that change the result (a run without ``sampler`` keeps the hash it had
+        before the setting existed)."""
         settings = dataclasses.asdict(self)
         settings.pop("device")
+        if settings["sampler"] is None:
+            settings.pop("sampler")
         text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -79,7 +86,7 @@ FIELD_TYPES = {
     "seed": int, "fold": int, "epochs": int, "batch_size": int, "lr": float, "weight_decay": float,
     "budget": (str, int, type(None)), "hidden_channels": (int, type(None)), "patience": int, "lr_patience": int,
     "lr_factor": float, "min_lr": float, "grad_clip": (float, type(None)), "train_limit": (int, type(None)),
-    "dataset_options": dict, "model_options": dict, "device": str,
+    "dataset_options": dict, "model_options": dict, "device": str, "sampler": (dict, type(None)),
 }
 DEFAULT_KEYS = set(FIELD_TYPES) - {"seed", "fold"}
 EXPERIMENT_KEYS = DEFAULT_KEYS | {"dataset", "models", "seeds", "folds"}
@@ -101,6 +108,13 @@ def _check_type(key: str, value, where: str):
         raise ConfigError(f"{where}{key}: must be positive, got {value}")
     if key == "device" and value not in DEVICES:
         raise ConfigError(f"{where}device: must be one of {DEVICES}, got {value!r}")
+    if key == "sampler" and value is not None:
+        from gdl_graphs.bench.minibatch import SamplerSettings
+
+        try:
+            SamplerSettings.parse(value, f"{where}sampler.")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     if key == "budget" and value is not None:
         from gdl_graphs.models.registry import parse_budget
 
@@ -152,6 +166,17 @@ def describe_dataset(dataset: str, where: str = "") -> tuple[str, str, str]:
     return spec.name, spec.family, spec.task
 
 
+def _check_sampler_fits(dataset: str, where: str) -> None:
+    """A ``sampler`` only where the dataset's task kind declares it trains on neighbour-sampled mini-batches."""
+    from gdl_graphs.bench.tasks import TASK_KINDS
+
+    task = describe_dataset(dataset)[2]
+    if not TASK_KINDS[task].accepts_sampler:
+        accepting = sorted(kind for kind, cls in TASK_KINDS.items() if cls.accepts_sampler)
+        raise ConfigError(f"{where}sampler: neighbour-sampled mini-batches are for node tasks "
+                          f"({', '.join(accepting)}); {dataset} is {task}")
+
+
 def expand_experiment(experiment: dict, defaults: dict, where: str = "") -> list[RunConfig]:
     """RunConfigs of one experiment block (models x seeds x folds)."""
     if not isinstance(experiment, dict):
@@ -172,6 +197,8 @@ def expand_experiment(experiment: dict, defaults: dict, where: str = "") -> list
     settings = {**defaults}
     for key in DEFAULT_KEYS & set(experiment):
         settings[key] = _check_type(key, experiment[key], where)
+    if settings.get("sampler") is not None:
+        _check_sampler_fits(dataset, where)
     seeds = _int_list("seeds", experiment.get("seeds", [0]), where)
     folds = experiment.get("folds", [0])
     if folds == "all":

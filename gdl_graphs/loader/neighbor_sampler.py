@@ -44,8 +44,6 @@ class CSRNeighborSampler(BaseSampler):
         share_memory: move the CSR into shared memory (for DataLoader workers).
     """
 
-    backend = "torch"
-
     def __init__(self, data: Data, num_neighbors: list[int], replace: bool = False,
                  subgraph_type: SubgraphType | str = "directional", generator: torch.Generator | None = None,
                  share_memory: bool = False):
