@@ -35,7 +35,8 @@ class CSRNeighborSampler(BaseSampler):
     """Uniform multi-hop neighbour sampling of a homogeneous :class:`~torch_geometric.data.Data` graph.
 
     Args:
-        data: the graph (``edge_index`` in PyG's source-to-target orientation).
+        data: the graph (``edge_index`` in PyG's source-to-target orientation; on any device, the CSR is built on
+            the CPU and batches are sliced from ``data`` where it lives).
         num_neighbors: fan-out per hop; ``-1`` takes every neighbour.
         replace: sample with replacement.
         subgraph_type: ``"directional"``, ``"bidirectional"`` or ``"induced"`` (see the module docstring).
@@ -48,7 +49,7 @@ class CSRNeighborSampler(BaseSampler):
                  subgraph_type: SubgraphType | str = "directional", generator: torch.Generator | None = None,
                  share_memory: bool = False):
         self.num_nodes = int(data.num_nodes)
-        adj = adjacency(data.edge_index, self.num_nodes)
+        adj = adjacency(data.edge_index.cpu(), self.num_nodes)  # sampling runs on the CPU, as PyG's
         self.rowptr, self.col, self.perm = adj.crow, adj.col, adj.perm
         if share_memory:
             for tensor in (self.rowptr, self.col, self.perm):
