@@ -1,8 +1,8 @@
 """Neighbour sampling at ogbn-products scale: seeds/s of ``gdl_graphs.loader.NeighborLoader`` at [15, 10] and one
 GraphSAGE training epoch (time, peak memory), on a seeded synthetic graph.
 
-    flock /tmp/gdl_heavy.lock .venv/bin/python benchmarks/sampler.py --json benchmarks/results/sampler.json
-    python benchmarks/sampler.py --nodes 5000 --edges 50000 --batches 5 --epoch-batches 3      # smoke test
+    flock /tmp/gdl_heavy.lock .venv/bin/python -m benchmarks.sampler --json benchmarks/results/sampler.json
+    python -m benchmarks.sampler --nodes 5000 --edges 50000 --batches 5 --epoch-batches 3      # smoke test
 
 Graph (defaults: ogbn-products' size): ``--nodes`` nodes, ``--edges`` directed edges stored in both directions
 (``--edges / 2`` random pairs), in-degrees skewed like a web/product graph (one end of each pair drawn with density
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch_geometric.typing
 from torch import nn
 from torch_geometric.data import Data
 
+from benchmarks.machine import describe
 from gdl_graphs.loader import NeighborLoader, pyg_lib_available
 from gdl_graphs.nn import SAGEConv
 from gdl_graphs.nn.aggregate import clear_cache
@@ -153,16 +153,6 @@ def sage_epoch(data: Data, num_neighbors: list[int], batch_size: int, hidden: in
     return result
 
 
-def machine() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{name}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, default=PRODUCTS["nodes"])
@@ -186,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     run = {"command": " ".join(["benchmarks/sampler.py", *(argv if argv is not None else sys.argv[1:])]),
-           "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "machine": machine(),
+           "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "machine": describe(device),
            "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
            "load_average_start": os.getloadavg()[0], "settings": vars(args) | {"json": str(args.json)}}
     print(f"{run['machine']}; torch {torch.__version__}, torch_geometric {torch_geometric.__version__}; "
