@@ -13,6 +13,9 @@ A suite file::
         folds: [0, 1, 2]    # or "all" (10 for TU datasets); default [0]
         model_options:      # per model name, or "all"
           gin: {virtual_node: true}
+      - dataset: Cora       # node tasks: neighbour-sampled mini-batches (gdl_graphs.bench.minibatch)
+        models: [sage]
+        sampler: {num_neighbors: [15, 10], batch_size: 512, eval: full}
 
 Every key is checked before anything trains: an unknown key at any level (``model_options`` and
 ``dataset_options`` against the model's constructor and the dataset's loader), an unknown model or dataset, a value
@@ -69,12 +72,16 @@ class RunConfig:
     dataset_options: dict = field(default_factory=dict)
     model_options: dict = field(default_factory=dict)
     device: str = "auto"
+    sampler: dict | None = None
 
     @property
     def key(self) -> str:
-        """Stable hash of the canonical JSON (sorted keys) of the settings that change the result."""
+        """Stable hash of the canonical JSON (sorted keys) of the settings that change the result (a run without
+        ``sampler`` keeps the hash it had before the setting existed)."""
         settings = dataclasses.asdict(self)
         settings.pop("device")
+        if settings["sampler"] is None:
+            settings.pop("sampler")
         for name in ("model_options", "dataset_options"):
             check_plain(settings[name], name)  # JSON values only, and bounded: the text below stays small
         text = json.dumps(settings, sort_keys=True)
@@ -91,7 +98,7 @@ FIELD_TYPES = {
     "seed": int, "fold": int, "epochs": int, "batch_size": int, "lr": float, "weight_decay": float,
     "budget": (str, int, type(None)), "hidden_channels": (int, type(None)), "patience": int, "lr_patience": int,
     "lr_factor": float, "min_lr": float, "grad_clip": (float, type(None)), "train_limit": (int, type(None)),
-    "dataset_options": dict, "model_options": dict, "device": str,
+    "dataset_options": dict, "model_options": dict, "device": str, "sampler": (dict, type(None)),
 }
 DEFAULT_KEYS = set(FIELD_TYPES) - {"seed", "fold"}
 EXPERIMENT_KEYS = DEFAULT_KEYS | {"dataset", "models", "seeds", "folds"}
@@ -166,6 +173,13 @@ def _check_type(key: str, value, where: str):
 
         if not torch.cuda.is_available():
             raise ConfigError(f"{where}device: cuda requested but no CUDA device is available (use cpu or auto)")
+    if key == "sampler" and value is not None:
+        from gdl_graphs.bench.minibatch import SamplerSettings
+
+        try:
+            SamplerSettings.parse(value, f"{where}sampler.")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     if key == "budget" and value is not None:
         from gdl_graphs.models.registry import parse_budget
 
@@ -222,6 +236,17 @@ def describe_dataset(dataset: str, where: str = "") -> tuple[str, str, str]:
     return spec.name, spec.family, spec.task
 
 
+def _check_sampler_fits(dataset: str, where: str) -> None:
+    """A ``sampler`` only where the dataset's task kind declares it trains on neighbour-sampled mini-batches."""
+    from gdl_graphs.bench.tasks import TASK_KINDS
+
+    task = describe_dataset(dataset)[2]
+    if not TASK_KINDS[task].accepts_sampler:
+        accepting = sorted(kind for kind, cls in TASK_KINDS.items() if cls.accepts_sampler)
+        raise ConfigError(f"{where}sampler: neighbour-sampled mini-batches are for node tasks "
+                          f"({', '.join(accepting)}); {dataset} is {task}")
+
+
 def expand_experiment(experiment: dict, defaults: dict, where: str = "") -> list[RunConfig]:
     """RunConfigs of one experiment block (models x seeds x folds)."""
     if not isinstance(experiment, dict):
@@ -242,6 +267,8 @@ def expand_experiment(experiment: dict, defaults: dict, where: str = "") -> list
     settings = {**defaults}
     for key in DEFAULT_KEYS & set(experiment):
         settings[key] = _check_type(key, experiment[key], where)
+    if settings.get("sampler") is not None:
+        _check_sampler_fits(dataset, where)
     seeds = _int_list("seeds", experiment.get("seeds", [0]), where, limit=2 ** 32)  # numpy's seed range
     dataset_options = settings.get("dataset_options", {})
     _check_options(f"{where}dataset_options", dataset_options, dataset_option_names(dataset))

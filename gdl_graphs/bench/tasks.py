@@ -6,7 +6,8 @@ kind's name to its class and :func:`make_task` picks it for a benchmark.
   training set; L1 loss for MAE benchmarks, MSE otherwise), :class:`GraphMultilabel` (masked BCE on NaN-free labels,
   ROC-AUC through OGB's ``Evaluator`` where the benchmark has one), :class:`Dynamics` (MSE of predicted positions),
   all on mini-batches of graphs (:class:`GraphBatches`);
-- :class:`NodeClassification`: transductive, full batch, masks;
+- :class:`NodeClassification`: transductive, masks; full batch, or neighbour-sampled mini-batches with a suite's
+  ``sampler`` (:mod:`gdl_graphs.bench.minibatch`; kinds declaring :attr:`Task.accepts_sampler` take one);
 - :class:`Forecasting`: traffic windows (masked MAE on inverse-scaled predictions; MAE / RMSE / MAPE overall and at
   horizons 3 / 6 / 12; DCRNN's scheduled sampling where the model declares teacher forcing).
 
@@ -26,6 +27,7 @@ from torch.utils.data import DataLoader as TorchLoader
 from torch.utils.data import Subset
 from torch_geometric.loader import DataLoader
 
+from gdl_graphs.bench.minibatch import SamplerSettings, neighbour_batches
 from gdl_graphs.data.benchmark import METRICS, Benchmark, benchmark_is_single_graph
 from gdl_graphs.data.traffic import masked_mae, masked_mape, masked_mse, masked_rmse
 from gdl_graphs.models.registry import ModelEntry
@@ -74,17 +76,27 @@ class Task:
         sampler_factory: ``sampler_factory(train_split)`` -> a sampler (distributed training), or ``None``.
         entry: the registered model, whose declarations (teacher forcing, a baseline fitted on the training
             series, auxiliary losses) the loop follows; ``None``: nothing declared.
+        sampler: neighbour-sampled mini-batches (a suite's ``sampler``), for the kinds that declare
+            :attr:`accepts_sampler`; ``None``: the kind's own batching.
     """
 
     kind: ClassVar[str]
     """The name of the task kind in :data:`gdl_graphs.data.TASKS`."""
 
+    accepts_sampler: ClassVar[bool] = False
+    """Whether the kind trains on neighbour-sampled mini-batches (checked by the suite's config validation)."""
+
     def __init__(self, benchmark: Benchmark, batch_size: int, device: torch.device, seed: int,
-                 train_limit: int | None = None, sampler_factory=None, entry: ModelEntry | None = None):
+                 train_limit: int | None = None, sampler_factory=None, entry: ModelEntry | None = None,
+                 sampler: SamplerSettings | None = None):
         if benchmark.task != self.kind:
             raise ValueError(f"{type(self).__name__} trains {self.kind!r} benchmarks, got {benchmark.name} "
                              f"({benchmark.task})")
+        if sampler is not None and not self.accepts_sampler:
+            raise ValueError(f"sampler: {benchmark.name} ({benchmark.task}) does not train on neighbour-sampled "
+                             f"mini-batches (node classification does)")
         self.benchmark, self.batch_size, self.device = benchmark, batch_size, device
+        self.seed, self.sampler = seed, sampler
         self.entry = entry
         self.metric = benchmark.metric
         self.higher_is_better = METRICS[self.metric].higher_is_better
@@ -259,29 +271,60 @@ class Dynamics(GraphBatches):
 
 
 class NodeClassification(Task):
-    """Transductive node classification on one graph with ``train_mask`` / ``val_mask`` / ``test_mask``."""
+    """Transductive node classification on one graph with ``train_mask`` / ``val_mask`` / ``test_mask``: cross
+    entropy, accuracy. Full batch, or, with a ``sampler``, one optimiser step per batch of ``batch_size`` shuffled
+    training seeds in their sampled ``num_neighbors`` neighbourhood (loss on the seeds' outputs), drawn from the
+    task's generator so that a resumed run continues the same batches. Evaluation with a sampler is exact
+    (``eval="full"``: one full-graph forward) or an estimate on sampled neighbourhoods (``eval="sampled"``: the
+    split's nodes as seeds, from a generator seeded afresh by the run's seed, the same subgraphs every epoch)."""
 
     kind = "node_classification"
+    accepts_sampler = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.data = self.benchmark.train.to(self.device)
 
+    def _batches(self, mask: Tensor, generator: torch.Generator, shuffle: bool):
+        """The sampled batches around the nodes under ``mask``, on the task's device (sampling runs on the CPU)."""
+        for batch in neighbour_batches(self.benchmark.train, self.sampler, mask.cpu(), generator, shuffle):
+            yield batch.to(self.device)
+
     def train_epoch(self, model, optimizer, grad_clip, autocast) -> float:
         model.train()
+        loss = self._train_full_batch(model, optimizer, grad_clip, autocast) if self.sampler is None \
+            else self._train_sampled(model, optimizer, grad_clip, autocast)
+        self.epoch += 1
+        return loss
+
+    def _train_full_batch(self, model, optimizer, grad_clip, autocast) -> float:
         with autocast():
             out = model(self.data)
         mask = self.data.train_mask
         loss = self._step(model, optimizer, F.cross_entropy(out.float()[mask], self.data.y[mask]), grad_clip)
-        self.epoch += 1
         return float(loss.detach())
+
+    def _train_sampled(self, model, optimizer, grad_clip, autocast) -> float:
+        total, seeds = 0.0, 0
+        for batch in self._batches(self.data.train_mask, self.generator, shuffle=True):
+            with autocast():
+                out = model(batch)[:batch.batch_size]
+            loss = self._step(model, optimizer, F.cross_entropy(out.float(), batch.y[:batch.batch_size]), grad_clip)
+            total += float(loss.detach()) * batch.batch_size
+            seeds += batch.batch_size
+        return total / max(seeds, 1)
 
     @torch.no_grad()
     def evaluate(self, model, name: str) -> dict:
         model.eval()
-        out = model(self.data).float()
         mask = getattr(self.data, f"{name}_mask")
-        return {"accuracy": float((out[mask].argmax(-1) == self.data.y[mask]).float().mean())}
+        if self.sampler is not None and self.sampler.eval == "sampled":
+            batches = list(self._batches(mask, torch.Generator().manual_seed(self.seed), shuffle=False))
+            out = torch.cat([model(batch)[:batch.batch_size].float() for batch in batches])
+            y = torch.cat([batch.y[:batch.batch_size] for batch in batches])
+        else:
+            out, y = model(self.data).float()[mask], self.data.y[mask]
+        return {"accuracy": float((out.argmax(-1) == y).float().mean())}
 
 
 class Forecasting(Task):

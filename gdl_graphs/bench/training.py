@@ -23,6 +23,7 @@ from gdl_graphs.bench.checkpoint import load_checkpoint
 from gdl_graphs.bench.checkpoint import save_checkpoint as save_file
 from gdl_graphs.bench.config import RunConfig
 from gdl_graphs.bench.distributed import DistributedContext
+from gdl_graphs.bench.minibatch import SamplerSettings
 from gdl_graphs.bench.store import RunResult
 from gdl_graphs.bench.tasks import Task, make_task
 from gdl_graphs.data.benchmark import Benchmark
@@ -98,7 +99,8 @@ def set_up(config: RunConfig, benchmark: Benchmark, context: DistributedContext)
     params = count_parameters(model)
     task = make_task(benchmark, batch_size=config.batch_size, device=device, seed=config.seed,
                      train_limit=config.train_limit, sampler_factory=context.sampler_factory,
-                     entry=get_model(config.model))
+                     entry=get_model(config.model),
+                     sampler=None if config.sampler is None else SamplerSettings.parse(config.sampler))
     trainable = params > 0 and config.epochs > 0
     wrapped = context.wrap(model) if trainable else model
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay) \
