@@ -48,7 +48,7 @@ def compare(dataset: str, models: list[str], *, seeds=(0,), folds=(0,), db: str 
             raise ConfigError(f"compare: pass {key}s=[...] (a list), not {key}=")
     settings = check_overrides(settings, where="")
     runs = expand_experiment({"dataset": dataset, "models": list(models), "seeds": list(seeds),
-                              "folds": folds if folds == "all" else list(folds)}, settings)
+                              "folds": folds if folds == "all" else list(folds), **settings}, {})
     store = ResultStore(db)
     try:
         run_all(runs, store, root=root, progress=progress)
@@ -67,7 +67,12 @@ def train(dataset: str, model: str, *, root=None, progress: bool = True, **setti
     from gdl_graphs.bench.runner import BenchmarkCache
     from gdl_graphs.bench.training import train_run
 
-    config = RunConfig(dataset=dataset, model=model, **check_overrides(settings, where=""))
+    seed, fold = settings.pop("seed", 0), settings.pop("fold", 0)
+    settings = check_overrides(settings, where="")
+    if "model_options" in settings:  # one model: its constructor options
+        settings["model_options"] = {model: settings["model_options"]}
+    (config,) = expand_experiment({"dataset": dataset, "models": [model], "seeds": [seed], "folds": [fold],
+                                   **settings}, {})  # a recipe's settings apply, the caller's override them
     benchmark = BenchmarkCache(root).get(config)
     result = train_run(config, benchmark, progress=progress)
     return result.model_object, result, benchmark

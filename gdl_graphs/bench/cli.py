@@ -26,10 +26,11 @@ def _csv(kind):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from gdl_graphs.bench.config import check_overrides, expand_experiment, load_suite, shard
+    from gdl_graphs.bench.config import check_overrides, load_suite, shard
     from gdl_graphs.bench.distributed import DistributedContext
-    from gdl_graphs.bench.report import markdown, outcomes, summarize
-    from gdl_graphs.bench.runner import run_all
+    from gdl_graphs.bench.protocols import expand_protocol
+    from gdl_graphs.bench.report import markdown, outcomes, protocol_markdown, summarize
+    from gdl_graphs.bench.runner import run_all, run_experiments
     from gdl_graphs.bench.store import ResultStore
 
     overrides = check_overrides({"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
@@ -37,36 +38,52 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.suite:
         if args.dataset or args.models:
             raise ConfigError("give either a suite file or --dataset/--models, not both")
-        header, runs = load_suite(args.suite, overrides)
+        header, _ = load_suite(args.suite, overrides)
     else:
         if not args.dataset or not args.models:
             raise ConfigError("run needs a suite file, or --dataset and --models")
         experiment = {"dataset": args.dataset, "models": args.models, "seeds": args.seeds or [0],
                       "folds": args.folds if args.folds != ["all"] else "all"}
-        runs = expand_experiment(experiment, overrides, "--")
-        header = {"name": None, "db": None}
+        header = {"name": None, "db": None, "experiments": expand_protocol(experiment, {}, "--", overrides)}
+    experiments = header["experiments"]
     if args.only:
         wanted = {name.lower() for name in args.only}
-        runs = [run for run in runs if run.dataset.lower() in wanted or run.model.lower() in wanted
-                or f"{run.dataset}/{run.model}".lower() in wanted]
-        if not runs:
+        experiments = [e for e in experiments if e.dataset.lower() in wanted or e.model.lower() in wanted
+                       or f"{e.dataset}/{e.model}".lower() in wanted]
+        if not experiments:
             raise ConfigError(f"--only: no run of the suite matches {','.join(args.only)}")
-    runs = shard(runs, args.shard)
+    selecting = any(e.selection is not None for e in experiments)
+    if args.shard and selecting:
+        raise ConfigError("--shard: a model selection (protocol errica2020) needs all its runs in one database; "
+                          "split it with --only DATASET/MODEL instead")
+    runs = shard([run for e in experiments for run in e.runs], args.shard)
     if args.lease is not None and not args.lease > 0:
         raise ConfigError(f"--lease: must be positive, got {args.lease}")
     db = args.db or header["db"] or DEFAULT_DB
     context = DistributedContext.from_environment(overrides.get("device", "auto"))
     store = ResultStore(db) if context.is_main else None  # only rank 0 talks to the database
+    if selecting and context.active:
+        raise ConfigError("protocol errica2020 selects each fold's configuration from the stored results: run it "
+                          "as separate workers on one store, not under torchrun")
+    settings = {"suite": header["name"], "root": export_data_root(args.data_root), "progress": not args.no_progress,
+                "context": context, "checkpoint_dir": args.checkpoint_dir, "threads": args.threads,
+                **({"lease": args.lease} if args.lease else {})}
     try:
-        run_all(runs, store, suite=header["name"], root=export_data_root(args.data_root),
-                progress=not args.no_progress, context=context, checkpoint_dir=args.checkpoint_dir,
-                **({"lease": args.lease} if args.lease else {}))
+        if selecting:
+            run_experiments(experiments, store, **settings)
+        else:
+            run_all(runs, store, **settings)
         if context.is_main:
-            keys = {run.key for run in runs}
-            rows = [row for row in store.rows() if row["key"] in keys]
+            plain_keys = {run.key for e in experiments if e.protocol == "seeds" for run in e.runs}
+            keys = {run.key for e in experiments for run in e.runs}
+            rows = [row for row in store.rows() if row["key"] in plain_keys]
             unfinished = [row for row in store.rows(states=("diverged", "failed")) if row["key"] in keys]
-            print(f"Results ({len(rows)} runs, {store.label}); test metric at the best validation epoch:\n")
-            print(markdown(summarize(rows)))
+            if rows or not any(e.protocol != "seeds" for e in experiments):
+                print(f"Results ({len(rows)} runs, {store.label}); test metric at the best validation epoch:\n")
+                print(markdown(summarize(rows)))
+            protocol_experiments = [e for e in experiments if e.protocol != "seeds"]
+            if protocol_experiments:  # summarised as their protocol defines it
+                print("\n" + protocol_markdown(protocol_experiments, {row["key"]: row for row in store.rows()}))
             if unfinished:
                 print("\n" + outcomes(unfinished))
             if any(row["state"] == "failed" for row in unfinished):
@@ -82,6 +99,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from gdl_graphs.bench.report import bar_chart, csv_text, learning_curves, markdown, outcomes, summarize
     from gdl_graphs.bench.store import ResultStore
 
+    if args.reproductions:
+        from gdl_graphs.bench.reproductions import render
+
+        page = render(args.reproductions, output=args.output)
+        if args.output:
+            Path(args.output).write_text(page)
+            print(f"written to {args.output}", file=sys.stderr)
+        else:
+            print(page, end="")
+        return 0
+    if args.output:
+        raise ConfigError("--output: only with --reproductions")
+    if args.protocol:
+        return _report_protocols(args)
     for option, target in (("--plot", args.plot), ("--curves", args.curves)):
         if target:  # the folder is made (or refused) before anything is printed
             try:
@@ -116,6 +147,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_protocols(args: argparse.Namespace) -> int:
+    from gdl_graphs.bench.config import load_suite
+    from gdl_graphs.bench.report import protocol_markdown
+    from gdl_graphs.bench.store import ResultStore
+
+    header, _ = load_suite(args.protocol)
+    db = args.db if args.db != DEFAULT_DB else header["db"] or DEFAULT_DB
+    store = ResultStore(db, read_only=True)
+    try:
+        rows = {row["key"]: row for row in store.rows()}
+    finally:
+        store.close()
+    print(protocol_markdown(header["experiments"], rows))
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.what == "models":
         from gdl_graphs.models import list_models
@@ -125,6 +172,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"{entry.name:<20} {entry.family:<10} {entry.summary}{recipes}")
             print(f"{'':<20} {'':<10} trains on: {', '.join(sorted(entry.tasks))}"
                   + (f"; needs: {', '.join(entry.needs())}" if entry.needs() else ""))
+        print("\nPaper recipes (a model configured as its paper; use the name as a model in a suite):")
+        for entry in list_models():
+            for recipe in entry.recipes:
+                print(f"{recipe.name:<20} {entry.name:<10} {recipe.source}")
     else:
         from gdl_graphs.data import list_benchmarks
 
@@ -180,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", help="run only shard i of n (e.g. 2/4) to split a suite across machines")
     run.add_argument("--data-root", help="data root (default: $GDL_DATA, else the checkout's datasets/)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--threads", type=int, help="torch intra-op threads (default: $OMP_NUM_THREADS, else the "
+                                                 "usable cores / the processes of this machine's job)")
     run.set_defaults(handler=_cmd_run)
 
     report = commands.add_parser("report", help="print the comparison table of stored results",
@@ -190,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--suite", help="only runs of this suite")
     report.add_argument("--dataset", help="only runs on this dataset")
     report.add_argument("--format", choices=("md", "csv"), default="md")
+    report.add_argument("--protocol", metavar="SUITE", help="report the protocols of this suite (errica2020: the "
+                                                            "configuration each fold selected; xu2019: best mean epoch)")
+    report.add_argument("--reproductions", metavar="PUBLISHED",
+                        help="the reproductions page: every entry of this file (published numbers and sources) "
+                             "against the stored runs of its suite")
+    report.add_argument("--output", help="write the --reproductions page to this file")
     report.add_argument("--plot", help="write a bar chart with error bars to this PNG file")
     report.add_argument("--curves", help="write validation learning curves to this PNG file")
     report.set_defaults(handler=_cmd_report)

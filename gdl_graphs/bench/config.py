@@ -51,6 +51,8 @@ class RunConfig:
     """Everything that defines one training run (its hash is the run's identity in the results store).
 
     ``device`` and ``progress`` do not enter the hash: the same experiment on another device is the same run.
+    Settings added after runs were first stored (:data:`LATER_FIELDS`) enter it only when they differ from their
+    default, so the keys of earlier runs stay valid.
     """
 
     dataset: str
@@ -67,6 +69,9 @@ class RunConfig:
     lr_patience: int = 10
     lr_factor: float = 0.5
     min_lr: float = 1e-5
+    lr_schedule: str = "plateau"
+    lr_step_size: int = 50
+    weight_decay_scope: str = "all"
     grad_clip: float | None = 5.0
     train_limit: int | None = None
     dataset_options: dict = field(default_factory=dict)
@@ -80,8 +85,9 @@ class RunConfig:
         ``sampler`` keeps the hash it had before the setting existed)."""
         settings = dataclasses.asdict(self)
         settings.pop("device")
-        if settings["sampler"] is None:
-            settings.pop("sampler")
+        for name, default in LATER_FIELDS.items():
+            if settings[name] == default:
+                del settings[name]
         for name in ("model_options", "dataset_options"):
             check_plain(settings[name], name)  # JSON values only, and bounded: the text below stays small
         text = json.dumps(settings, sort_keys=True)
@@ -94,18 +100,24 @@ class RunConfig:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
 
 
+LATER_FIELDS = {"lr_schedule": "plateau", "lr_step_size": 50, "weight_decay_scope": "all", "sampler": None}
+"""Run settings added after the first stored runs, with their defaults (left out of the key at the default)."""
+LR_SCHEDULES = ("plateau", "constant", "step")
+WEIGHT_DECAY_SCOPES = ("all", "first_layer")
+
 FIELD_TYPES = {
     "seed": int, "fold": int, "epochs": int, "batch_size": int, "lr": float, "weight_decay": float,
     "budget": (str, int, type(None)), "hidden_channels": (int, type(None)), "patience": int, "lr_patience": int,
-    "lr_factor": float, "min_lr": float, "grad_clip": (float, type(None)), "train_limit": (int, type(None)),
+    "lr_factor": float, "min_lr": float, "lr_schedule": str, "lr_step_size": int,
+    "weight_decay_scope": str, "grad_clip": (float, type(None)), "train_limit": (int, type(None)),
     "dataset_options": dict, "model_options": dict, "device": str, "sampler": (dict, type(None)),
 }
 DEFAULT_KEYS = set(FIELD_TYPES) - {"seed", "fold"}
-EXPERIMENT_KEYS = DEFAULT_KEYS | {"dataset", "models", "seeds", "folds"}
+EXPERIMENT_KEYS = DEFAULT_KEYS | {"dataset", "models", "seeds", "folds", "protocol", "grid", "restarts"}
 SUITE_KEYS = {"name", "description", "defaults", "experiments", "db"}
 DEVICES = ("auto", "cpu", "cuda")
 MAX_VALUES = 10_000  # values in a suite or in one run's options (a YAML alias bomb expands far past this)
-_POSITIVE_INTS = ("batch_size", "patience", "lr_patience", "hidden_channels", "train_limit")
+_POSITIVE_INTS = ("batch_size", "patience", "lr_patience", "lr_step_size", "hidden_channels", "train_limit")
 
 
 def check_plain(value, where: str, budget: list[int] | None = None) -> None:
@@ -166,6 +178,10 @@ def _check_type(key: str, value, where: str):
         check_plain(value, f"{where}{key}")
     elif isinstance(value, (int, float)):
         _check_range(key, value, where)
+    if key == "lr_schedule" and value not in LR_SCHEDULES:
+        raise ConfigError(f"{where}lr_schedule: must be one of {LR_SCHEDULES}, got {value!r}")
+    if key == "weight_decay_scope" and value not in WEIGHT_DECAY_SCOPES:
+        raise ConfigError(f"{where}weight_decay_scope: must be one of {WEIGHT_DECAY_SCOPES}, got {value!r}")
     if key == "device" and value not in DEVICES:
         raise ConfigError(f"{where}device: must be one of {DEVICES}, got {value!r}")
     if key == "device" and value == "cuda":
@@ -205,12 +221,13 @@ def _int_list(key: str, value, where: str, limit: int | None = None) -> list[int
 def check_names(dataset: str, models: list[str], where: str = "") -> str:
     """Canonical dataset name; raises :class:`ConfigError` for an unknown dataset or model, or a model that cannot
     train on the dataset (its task kind, or inputs the model needs such as ``pos``), as the registry declares."""
-    from gdl_graphs.models.registry import MODELS, incompatibility
+    from gdl_graphs.models.registry import MODELS, find_recipe, incompatibility
 
     name, _, task = describe_dataset(dataset, where)
     for model in models:
-        if model not in MODELS:
-            raise ConfigError(f"{where}models: unknown model {model!r} (see `gdl-bench list models`)")
+        if model not in MODELS and find_recipe(model) is None:
+            raise ConfigError(f"{where}models: unknown model {model!r} (not a model or a recipe; see "
+                              f"`gdl-bench list models`)")
         problem = incompatibility(model, task, _node_attributes(name), dataset=name)
         if problem:
             raise ConfigError(f"{where}models: {problem}")
@@ -264,19 +281,18 @@ def expand_experiment(experiment: dict, defaults: dict, where: str = "") -> list
     if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
         raise ConfigError(f"{where}models: expected a model name or a non-empty list of names, got {models!r}")
     dataset = check_names(dataset, models, where)
-    settings = {**defaults}
-    for key in DEFAULT_KEYS & set(experiment):
-        settings[key] = _check_type(key, experiment[key], where)
+    own = {key: _check_type(key, experiment[key], where) for key in DEFAULT_KEYS & set(experiment)}
+    settings = {**defaults, **own}
     if settings.get("sampler") is not None:
         _check_sampler_fits(dataset, where)
     seeds = _int_list("seeds", experiment.get("seeds", [0]), where, limit=2 ** 32)  # numpy's seed range
     dataset_options = settings.get("dataset_options", {})
     _check_options(f"{where}dataset_options", dataset_options, dataset_option_names(dataset))
-    num_folds = _num_folds(dataset, dataset_options, where)
+    folds_of_dataset = num_folds(dataset, dataset_options, where)
     folds = experiment.get("folds", [0])
     if folds == "all":
-        folds = list(range(num_folds))
-    folds = _int_list("folds", folds, where, limit=num_folds)
+        folds = list(range(folds_of_dataset))
+    folds = _int_list("folds", folds, where, limit=folds_of_dataset)
     model_options = settings.pop("model_options", {})
     unknown = sorted(set(model_options) - set(models) - {"all"})
     if unknown:
@@ -286,13 +302,28 @@ def expand_experiment(experiment: dict, defaults: dict, where: str = "") -> list
             raise ConfigError(f"{where}model_options.{name}: expected a mapping of options, got {options!r}")
     runs = []
     for model in models:
-        options = {**model_options.get("all", {}), **model_options.get(model, {})}
+        settings, options = model_settings(model, defaults, own, model_options)
         _check_options(f"{where}model_options", options, model_option_names(model), model)
         for seed in seeds:
             for fold in folds:
                 runs.append(RunConfig(dataset=dataset, model=model, seed=seed, fold=fold, model_options=options,
                                       **settings))
     return runs
+
+
+def model_settings(model: str, defaults: dict, own: dict, model_options: dict) -> tuple[dict, dict]:
+    """Run settings and model options of one model of an experiment: the suite's defaults, then the recipe's
+    settings (for a recipe such as ``gcn@kipf2017``), then the experiment's own keys; the recipe's model options,
+    then the experiment's ``model_options`` (``all``, then this model's)."""
+    from gdl_graphs.models.registry import find_recipe
+
+    found = find_recipe(model)
+    recipe = found[1] if found else None
+    settings = {**defaults, **(recipe.settings if recipe else {}), **own}
+    settings.pop("model_options", None)
+    options = {**(recipe.model_options if recipe else {}), **model_options.get("all", {}),
+               **model_options.get(model, {})}
+    return settings, options
 
 
 def _check_options(where: str, given: dict, accepted: set[str] | None, model: str | None = None) -> None:
@@ -305,7 +336,8 @@ def _check_options(where: str, given: dict, accepted: set[str] | None, model: st
                           + f"; accepted: {', '.join(sorted(accepted))}")
 
 
-def _num_folds(dataset: str, options: dict, where: str = "") -> int:
+def num_folds(dataset: str, options: dict, where: str = "") -> int:
+    """Folds of a dataset's cross-validation (1 for a dataset with a fixed split)."""
     _, family, task = describe_dataset(dataset)
     if family != "social" or task != "graph_classification":
         return 1
@@ -353,12 +385,13 @@ def parse_suite(suite, overrides: dict | None = None, source: str = "suite") -> 
     experiments = suite.get("experiments")
     if not isinstance(experiments, list) or not experiments:
         raise ConfigError("experiments: expected a non-empty list")
-    runs = []
+    from gdl_graphs.bench.protocols import expand_protocol
+
+    parsed = []
     for i, experiment in enumerate(experiments):
-        runs.extend(expand_experiment(experiment, defaults, f"experiments[{i}]."))
-    if overrides:
-        runs = [dataclasses.replace(run, **overrides) for run in runs]
-    header = {"name": suite.get("name", Path(source).stem), "db": suite.get("db")}
+        parsed.extend(expand_protocol(experiment, defaults, f"experiments[{i}].", overrides or {}))
+    runs = [run for experiment in parsed for run in experiment.runs]
+    header = {"name": suite.get("name", Path(source).stem), "db": suite.get("db"), "experiments": parsed}
     return header, runs
 
 

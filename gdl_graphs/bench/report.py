@@ -88,6 +88,42 @@ def outcomes(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def percent(metric: str) -> bool:
+    """Whether tables print ``metric`` in percent (accuracy, ROC-AUC, AP)."""
+    return metric in METRICS and METRICS[metric].percent
+
+
+def scaled(value: float, metric: str) -> float:
+    """A metric in the units tables print: percent for accuracy, ROC-AUC and AP."""
+    return value * 100.0 if percent(metric) else value
+
+
+def protocol_markdown(experiments, rows: dict[str, dict]) -> str:
+    """One row per protocol experiment (mean ± std as its protocol defines it), then each one's detail lines
+    (the configuration each outer fold selected; Xu et al.'s best mean epoch)."""
+    lines = ["| dataset | model | protocol | metric | test | folds / runs | stored runs |",
+             "|---|---|---|---|---|---|---|"]
+    details = []
+    for experiment in experiments:
+        result = experiment.summarize(rows)
+        if result is None:
+            lines.append(f"| {experiment.dataset} | {experiment.model} | {experiment.protocol} | - | not run | - | "
+                         f"0 / {experiment.expected_runs()} |")
+            continue
+        metric = result["metric"]
+        value = _fmt(result["mean"], result["std"], metric) if result["n"] else "pending"
+        lines.append(f"| {experiment.dataset} | {experiment.model} | {experiment.protocol} | {metric} | {value}"
+                     f"{'' if result['complete'] else ' (partial)'} | {result['n']} | "
+                     f"{result['stored']} / {result['expected']} |")
+        details += detail_lines(f"{experiment.dataset} / {experiment.model} ({experiment.protocol})", result)
+    return "\n".join(lines + details)
+
+
+def detail_lines(title: str, result: dict) -> list[str]:
+    """A protocol result's detail (per-fold selections, best epoch) as a titled markdown list."""
+    return [f"\n{title}:"] + [f"- {line}" for line in result["detail"]] if result["detail"] else []
+
+
 def csv_text(summary: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)

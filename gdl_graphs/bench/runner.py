@@ -5,11 +5,17 @@ renews its lease, keeps the result on disk, stores it, and only then removes the
 A run whose worker died (lease expired) is claimed again and resumes from its checkpoint; a run that diverges is
 stored as ``diverged`` and the suite goes on. When nothing is left to claim, the worker waits for the runs other
 workers hold, so that it can take over any whose worker dies, and returns once every run has an outcome.
+Protocol experiments (:mod:`~gdl_graphs.bench.protocols`) run their known runs, then the runs those results make
+due (:func:`run_experiments`).
+
+Threads: torch's intra-op thread count is set once per process (:func:`configure_threads`), so that processes
+sharing a machine do not oversubscribe its cores.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -17,6 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+import torch
 from sqlalchemy.exc import SQLAlchemyError
 
 from gdl_graphs.bench.checkpoint import RunFiles, check_writable
@@ -95,14 +102,48 @@ def store_result(store: ResultStore, result: RunResult, files: RunFiles, log: Ca
     files.remove()
 
 
+def default_threads(environ=os.environ) -> int:
+    """Intra-op threads when none are asked for: ``$OMP_NUM_THREADS`` if set, else the cores this process may use
+    divided by the processes of this machine's job (``$LOCAL_WORLD_SIZE`` under torchrun, else 1)."""
+    if environ.get("OMP_NUM_THREADS", "").isdigit() and int(environ["OMP_NUM_THREADS"]) > 0:
+        return int(environ["OMP_NUM_THREADS"])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = int(environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(1, cores // max(workers, 1))
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads to ``threads`` (default :func:`default_threads`); returns the number set."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads must be a positive int, got {threads!r}")
+    count = threads or default_threads()
+    torch.set_num_threads(count)
+    return count
+
+
+def run_experiments(experiments, store: ResultStore, **kwargs) -> list[RunResult]:
+    """Train the runs of protocol experiments: all their known runs, then the runs the stored results make due
+    (the restarts of each model selection); ``kwargs`` go to :func:`run_all`."""
+    results = run_all([run for experiment in experiments for run in experiment.runs], store, **kwargs)
+    selections = [experiment.selection for experiment in experiments if experiment.selection is not None]
+    if selections:
+        rows = {row["key"]: row for row in store.rows()}
+        restarts = [run for selection in selections for run in selection.final_runs(rows)]
+        results += run_all(restarts, store, **kwargs)
+    return results
+
+
 def run_all(runs: list[RunConfig], store: ResultStore, suite: str | None = None, root=None, progress: bool = True,
             log: Callable[[str], None] | None = None, context: DistributedContext | None = None,
-            checkpoint_dir: str | Path | None = None, lease: float = DEFAULT_LEASE) -> list[RunResult]:
+            checkpoint_dir: str | Path | None = None, lease: float = DEFAULT_LEASE,
+            threads: int | None = None) -> list[RunResult]:
     """Execute ``runs`` (with any other workers on the same store); returns the results this worker trained.
 
     Checkpoints go to ``checkpoint_dir`` (default ``<db>.ckpt`` beside a SQLite file): workers on several machines
     resume each other's runs only when they share it. ``lease`` is how long (seconds) a claim outlives its last
-    heartbeat before another worker may take the run over."""
+    heartbeat before another worker may take the run over. ``threads``: torch intra-op threads (default
+    :func:`default_threads`)."""
+    configure_threads(threads)
     context = context or DistributedContext()
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     if context.is_main:

@@ -1,4 +1,4 @@
-"""Train one run: Adam + ReduceLROnPlateau + early stopping on the validation metric, gradient clipping, bf16
+"""Train one run: Adam + a learning-rate schedule (ReduceLROnPlateau by default) + early stopping on the validation metric, gradient clipping, bf16
 autocast on GPU, a progress bar, and a checkpoint after every epoch from which an interrupted run resumes.
 
 The reported test metric is the one at the best validation epoch (the standard protocol of OGB and
@@ -72,7 +72,7 @@ class Session:
     wrapped: torch.nn.Module
     task: Task
     optimizer: torch.optim.Optimizer | None
-    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None
+    scheduler: torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None
     autocast: Callable
     device: torch.device
     params: int
@@ -86,6 +86,31 @@ def initial_state() -> dict:
     """The training state of a run that has not started (what a checkpoint saves)."""
     return {"epoch": 0, "best_val": None, "best_epoch": -1, "best_metrics": {}, "bad_epochs": 0, "curve": [],
             "train_seconds": []}
+
+
+def parameter_groups(model: torch.nn.Module, config: RunConfig) -> list[dict]:
+    """Adam's parameter groups: ``weight_decay`` on every parameter, or (``weight_decay_scope: first_layer``, Kipf &
+    Welling) on the first message-passing layer only."""
+    if config.weight_decay_scope == "all":
+        return [{"params": list(model.parameters()), "weight_decay": config.weight_decay}]
+    if not hasattr(model, "first_layer_parameters"):
+        raise ValueError(f"{config.label()}: weight_decay_scope 'first_layer' needs a model with message-passing "
+                         f"layers (GraphNet); {type(model).__name__} has none")
+    first = {id(p) for p in model.first_layer_parameters()}
+    return [{"params": [p for p in model.parameters() if id(p) in first], "weight_decay": config.weight_decay},
+            {"params": [p for p in model.parameters() if id(p) not in first], "weight_decay": 0.0}]
+
+
+def make_scheduler(optimizer, config: RunConfig, higher_is_better: bool):
+    """The learning-rate schedule: ReduceLROnPlateau on the validation metric, a constant rate, or a step decay
+    by ``lr_factor`` every ``lr_step_size`` epochs (Xu et al.; Errica et al.)."""
+    if config.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max" if higher_is_better else "min", factor=config.lr_factor,
+            patience=config.lr_patience, min_lr=config.min_lr)
+    if config.lr_schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_size, gamma=config.lr_factor)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
 def set_up(config: RunConfig, benchmark: Benchmark, context: DistributedContext) -> Session:
@@ -103,11 +128,8 @@ def set_up(config: RunConfig, benchmark: Benchmark, context: DistributedContext)
                      sampler=None if config.sampler is None else SamplerSettings.parse(config.sampler))
     trainable = params > 0 and config.epochs > 0
     wrapped = context.wrap(model) if trainable else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay) \
-        if trainable else None
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max" if task.higher_is_better else "min", factor=config.lr_factor,
-        patience=config.lr_patience, min_lr=config.min_lr) if trainable else None
+    optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.lr) if trainable else None
+    scheduler = make_scheduler(optimizer, config, task.higher_is_better) if trainable else None
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
         else contextlib.nullcontext
     return Session(model, wrapped, task, optimizer, scheduler, autocast, device, params)
@@ -144,7 +166,10 @@ def train_epoch(session: Session, config: RunConfig, state: dict) -> tuple[float
     value = metrics["val"][task.metric]
     _check_finite(config, state["epoch"], {"training loss": loss, f"validation {task.metric}": value,
                                            f"test {task.metric}": metrics["test"][task.metric]})
-    session.scheduler.step(value)
+    if config.lr_schedule == "plateau":
+        session.scheduler.step(value)
+    else:
+        session.scheduler.step()
     if task.better(value, state["best_val"]):
         state.update(best_val=value, best_epoch=state["epoch"], bad_epochs=0,
                      best_metrics={**metrics, "train_loss": loss})

@@ -135,12 +135,17 @@ def model_entries() -> list[Entry]:
                   for kind in MODEL_TASKS}
     entries = []
     for model in list_models():
+        depth = {"num_layers": 2} if model.layer is not None else {}  # mlp: no layers; egnn: its default depth
         for kind, label in MODEL_TASKS.items():
             if kind in model.tasks:
                 entries.append(Entry(f"model:{model.name} ({label})",
-                                     lambda name=model.name, b=benchmarks[kind]: build_model(
-                                         name, b, hidden_channels=16, num_layers=2),
+                                     lambda name=model.name, b=benchmarks[kind], depth=depth: build_model(
+                                         name, b, hidden_channels=16, **depth),
                                      call=lambda m, d: m(d)))
+        for recipe in model.recipes:  # a paper's model as its recipe builds it, on a graph-level task
+            kind = "graph_regression" if "graph_regression" in model.tasks else next(iter(MODEL_TASKS))
+            entries.append(Entry(f"recipe:{recipe.name}", lambda name=recipe.name, b=benchmarks[kind]: build_model(
+                name, b, hidden_channels=16), call=lambda m, d: m(d)))
     return entries
 
 

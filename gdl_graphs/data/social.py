@@ -102,7 +102,8 @@ def load_tu(root: Path, name: str, degree_features: str | None = None, num_folds
     folds = stratified_folds(_labels(dataset, name, root / name / "raw"), num_folds=num_folds,
                              val_fraction=val_fraction, seed=seed)
     info = {"split": f"stratified {num_folds}-fold CV, inner {val_fraction:.0%} stratified validation "
-                     f"(Errica et al. 2020)", "seed": seed, "source": "tu"}
+                     f"(Errica et al. 2020)" if val_fraction else f"stratified {num_folds}-fold CV, validation = "
+                     f"the test fold (Xu et al. 2019)", "seed": seed, "source": "tu"}
     return tu_benchmark(name, dataset, folds, info, degree_features)
 
 

@@ -107,13 +107,19 @@ def random_split(n: int, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int
 def stratified_folds(labels: Tensor | np.ndarray, num_folds: int = 10, val_fraction: float = 0.1, seed: int = 0
                      ) -> list[tuple[Tensor, Tensor, Tensor]]:
     """Errica et al. (2020) protocol: stratified ``num_folds``-fold outer CV; inside each outer training part a
-    stratified hold-out of ``val_fraction`` for model selection. Returns ``(train, val, test)`` per fold."""
+    stratified hold-out of ``val_fraction`` for model selection. Returns ``(train, val, test)`` per fold.
+
+    ``val_fraction=0`` is Xu et al.'s (2019) protocol: no hold-out, the model trains on the whole outer training
+    part and ``val`` is the test fold itself (their code reports the test folds' accuracy per epoch)."""
     from sklearn.model_selection import StratifiedKFold
 
     y = np.asarray(labels).reshape(-1)
     outer = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
     folds = []
     for trainval, test in outer.split(np.zeros(len(y)), y):
+        if val_fraction == 0:
+            folds.append(tuple(torch.from_numpy(np.sort(p)).long() for p in (trainval, test, test)))
+            continue
         train, val = holdout(torch.from_numpy(trainval), y, val_fraction, seed)
         folds.append((train, val, torch.from_numpy(np.sort(test)).long()))
     return folds

@@ -13,6 +13,7 @@ from torch import nn
 from gdl_graphs.data.benchmark import Benchmark, benchmark_is_single_graph
 from gdl_graphs.models.geometric import EGNNOnData
 from gdl_graphs.models.graph_net import DynamicsGNN, GraphNet, in_degree_histogram
+from gdl_graphs.models.recipes import RECIPES
 from gdl_graphs.models.registry import LayerSpec, ModelEntry, register
 from gdl_graphs.models.temporal import DCRNN, STGCN, GraphWaveNet, HistoricalAverage, LastValue
 from gdl_graphs.nn import conv
@@ -24,19 +25,40 @@ GRAPH_TASKS = frozenset({"graph_classification", "graph_regression", "graph_mult
 """Task kinds of the blueprint :class:`GraphNet` (on ``dynamics`` it is the non-equivariant baseline)."""
 
 
-def _mlp(channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(channels, channels), nn.BatchNorm1d(channels), nn.ReLU(),
-                         nn.Linear(channels, channels))
+def _mlp(in_channels: int, out_channels: int, factor: int = 1) -> nn.Sequential:
+    """GIN's update MLP: Linear -> BatchNorm -> ReLU -> Linear, hidden width ``factor x out_channels`` (OGB: 2)."""
+    hidden = factor * out_channels
+    return nn.Sequential(nn.Linear(in_channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+                         nn.Linear(hidden, out_channels))
 
 
-def _pna(channels: int, deg) -> nn.Module:
-    return conv.PNAConv(channels, channels, aggregators=["mean", "min", "max", "std"],
-                        scalers=["identity", "amplification", "attenuation"], deg=deg, edge_dim=channels)
+def _pna(i: int, o: int, deg, **options) -> nn.Module:
+    return conv.PNAConv(i, o, **{"aggregators": ["mean", "min", "max", "std"],
+                                 "scalers": ["identity", "amplification", "attenuation"], "deg": deg, "edge_dim": i,
+                                 **options})
 
 
-def _mpnn(channels: int) -> nn.Module:
-    edge_network = nn.Sequential(nn.Linear(channels, 32), nn.ReLU(), nn.Linear(32, channels * channels))
-    return conv.MPNNConv(channels, channels, edge_dim=channels, nn=edge_network, aggr="mean")
+def _mpnn(i: int, o: int, **options) -> nn.Module:
+    edge_network = nn.Sequential(nn.Linear(i, 32), nn.ReLU(), nn.Linear(32, i * o))
+    return conv.MPNNConv(i, o, edge_dim=i, nn=edge_network, **{"aggr": "mean", **options})
+
+
+def _gin(i: int, o: int, mlp_factor: int = 1, train_eps: bool = True, **options) -> nn.Module:
+    return conv.GINConv(_mlp(i, o, mlp_factor), train_eps=train_eps, **options)
+
+
+def _gine(i: int, o: int, mlp_factor: int = 1, train_eps: bool = True, **options) -> nn.Module:
+    # edge_dim=i: a per-layer linear map of the shared edge embedding (OGB embeds bonds in every layer)
+    return conv.GINEConv(_mlp(i, o, mlp_factor), train_eps=train_eps, edge_dim=i, **options)
+
+
+def _gat(i: int, o: int, heads: int, concat: bool = True, **options) -> nn.Module:
+    return conv.GATConv(i, o // heads if concat else o, heads=heads, concat=concat, **options)
+
+
+def _gatedgcn(i: int, o: int, **options) -> nn.Module:
+    return conv.GatedGCNConv(i, o, edge_dim=i, return_edge_features=True,
+                             **{"residual": False, "batch_norm": False, **options})
 
 
 def _graph_net(entry: ModelEntry, benchmark: Benchmark, options: dict):
@@ -55,6 +77,15 @@ def _graph_net(entry: ModelEntry, benchmark: Benchmark, options: dict):
     return lambda width: GraphNet(entry.name, benchmark.num_features, benchmark.num_targets, width, level=level,
                                   edge_dim=benchmark.num_edge_features, node_vocab=benchmark.node_vocab,
                                   edge_vocab=benchmark.edge_vocab, **options)
+
+
+def _no_messages(entry: ModelEntry, benchmark: Benchmark, options: dict):
+    """A :class:`GraphNet` without layers (``layer=None``): the readout of the encoded node features, then the
+    head."""
+    options = {"num_layers": 0, **options}
+    level = "node" if benchmark.task == "node_classification" else "graph"
+    return lambda width: GraphNet(None, benchmark.num_features, benchmark.num_targets, width, level=level,
+                                  node_vocab=benchmark.node_vocab, **options)
 
 
 def _egnn(entry: ModelEntry, benchmark: Benchmark, options: dict):
@@ -79,7 +110,7 @@ def _forecaster(entry: ModelEntry, benchmark: Benchmark, options: dict):
 
 def _graph(name: str, summary: str, layer: LayerSpec) -> ModelEntry:
     return ModelEntry(name, "graph", summary, GRAPH_TASKS, _graph_net, layer=layer,
-                      uses_edge_features=layer.takes_edge_attr)
+                      uses_edge_features=layer.takes_edge_attr, recipes=RECIPES.get(name, ()))
 
 
 def _temporal(name: str, summary: str, module: type[nn.Module], **declared) -> ModelEntry:
@@ -88,25 +119,29 @@ def _temporal(name: str, summary: str, module: type[nn.Module], **declared) -> M
 
 
 ENTRIES = [
-    _graph("gcn", "GCN (Kipf & Welling 2017)", LayerSpec(lambda c: conv.GCNConv(c, c))),
-    _graph("gin", "GIN with a 2-layer MLP and learned eps (Xu et al. 2019)",
-           LayerSpec(lambda c: conv.GINConv(_mlp(c), train_eps=True))),
-    _graph("gat", "GAT, multi-head, concatenated (Velickovic et al. 2018)",
-           LayerSpec(lambda c, heads: conv.GATConv(c, c // heads, heads=heads), heads=True)),
+    _graph("gcn", "GCN (Kipf & Welling 2017)", LayerSpec(sized=lambda i, o, **kw: conv.GCNConv(i, o, **kw))),
+    _graph("gin", "GIN with a 2-layer MLP and learned eps (Xu et al. 2019)", LayerSpec(sized=_gin)),
+    _graph("gine", "GIN with edge features, ReLU(x_j + e_ji) messages (Hu et al. 2020, OGB's GIN)",
+           LayerSpec(sized=_gine, takes_edge_attr=True)),
+    _graph("gat", "GAT, multi-head, concatenated (Velickovic et al. 2018)", LayerSpec(sized=_gat, heads=True)),
     _graph("gatedgcn", "GatedGCN with edge gates and edge features (Bresson & Laurent 2017)",
-           LayerSpec(lambda c: conv.GatedGCNConv(c, c, edge_dim=c, residual=False, batch_norm=False,
-                                                 return_edge_features=True), takes_edge_attr=True)),
+           LayerSpec(sized=_gatedgcn, takes_edge_attr=True)),
     _graph("mpnn", "MPNN: edge network + GRU update (Gilmer et al. 2017)",  # its GRU is the residual
-           LayerSpec(_mpnn, takes_edge_attr=True, whole_block=True)),
+           LayerSpec(sized=_mpnn, takes_edge_attr=True, whole_block=True)),
     _graph("pna", "PNA: mean/min/max/std x degree scalers (Corso et al. 2020)",
-           LayerSpec(_pna, takes_edge_attr=True, needs_degree=True)),
-    _graph("sage", "GraphSAGE, mean aggregation (Hamilton et al. 2017)", LayerSpec(lambda c: conv.SAGEConv(c, c))),
+           LayerSpec(sized=_pna, takes_edge_attr=True, needs_degree=True)),
+    _graph("sage", "GraphSAGE, mean aggregation (Hamilton et al. 2017)",
+           LayerSpec(sized=lambda i, o, **kw: conv.SAGEConv(i, o, **kw))),
     _graph("transformer", "Graph Transformer: full attention within each graph",
-           LayerSpec(lambda c, heads: GraphTransformerLayer(c, heads=heads), takes_edge_index=False,
-                     takes_batch=True, whole_block=True, heads=True)),
+           LayerSpec(sized=lambda i, o, heads, **kw: GraphTransformerLayer(i, heads=heads, **kw),
+                     takes_edge_index=False, takes_batch=True, whole_block=True, heads=True)),
     _graph("gps", "GPS: GINE + full attention + FFN (Rampasek et al. 2022)",  # GINE local layer, as in GraphGPS
-           LayerSpec(lambda c, heads: GPSLayer(c, local="gine", heads=heads, edge_dim=c), takes_batch=True,
-                     takes_edge_attr=True, whole_block=True, heads=True)),
+           LayerSpec(sized=lambda i, o, heads, **kw: GPSLayer(i, **{"local": "gine", "heads": heads, "edge_dim": i,
+                                                                    **kw}),
+                     takes_batch=True, takes_edge_attr=True, whole_block=True, heads=True)),
+    ModelEntry("mlp", "graph", "structure-agnostic baseline: readout of the node features, then an MLP (Errica et "
+               "al. 2020)", GRAPH_TASKS - {"dynamics"}, _no_messages, module=GraphNet,
+               recipes=RECIPES.get("mlp", ())),
     ModelEntry("egnn", "geometric", "EGNN, E(n)-equivariant (Satorras et al. 2021); needs pos",
                frozenset({"dynamics", "graph_regression"}), _egnn, needs_pos=True, uses_edge_features=True),
     _temporal("dcrnn", "DCRNN: diffusion-convolutional GRU encoder-decoder (Li et al. 2018)", DCRNN,

@@ -23,30 +23,38 @@ from gdl_graphs.data.benchmark import TASKS, Benchmark
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """How a :class:`~gdl_graphs.models.GraphNet` builds one hidden layer of width ``channels`` and calls it.
+    """How a :class:`~gdl_graphs.models.GraphNet` builds one layer and calls it.
 
     The calling convention is ``layer(h, [edge_index], [batch], [edge_attr=e])``, each part declared here once.
 
     Attributes:
-        build: ``build(channels, **extra) -> module``; ``extra`` holds ``heads`` when :attr:`heads` is set and
-            ``deg`` when :attr:`needs_degree` is set, nothing else.
+        build: ``build(channels, **extra) -> module``, a layer of the hidden width ``channels``; ``extra`` holds
+            ``heads`` when :attr:`heads` is set and ``deg`` when :attr:`needs_degree` is set, nothing else.
+        sized: ``sized(in_channels, out_channels, **extra, **layer_options) -> module``, used instead of
+            :attr:`build` when given: a layer whose widths may differ from the hidden width (a model without an
+            encoder or a head, as Kipf & Welling's GCN) and that takes the model's ``layer_options``.
         takes_edge_index: called with ``edge_index`` (not for attention over each whole graph).
         takes_batch: called with ``batch`` (attention within each graph).
         takes_edge_attr: called with ``edge_attr=e``, edge features of width ``channels`` (may return ``(h, e)``).
         whole_block: brings its own residual and norm (the block adds neither).
         heads: takes ``heads``, which must divide the width.
         needs_degree: takes ``deg``, the in-degree histogram of the training graphs (PNA).
+        passes_messages: ``False`` for a model with no layer at all (the structure-agnostic baseline: readout of
+            the node features, then the head); it is built with ``num_layers=0``.
     """
 
-    build: Callable[..., nn.Module]
+    build: Callable[..., nn.Module] | None = None
+    sized: Callable[..., nn.Module] | None = None
     takes_edge_index: bool = True
     takes_batch: bool = False
     takes_edge_attr: bool = False
     whole_block: bool = False
     heads: bool = False
     needs_degree: bool = False
+    passes_messages: bool = True
 
-    def make(self, channels: int, heads: int, deg: Tensor | None) -> nn.Module:
+    def make(self, in_channels: int, out_channels: int, heads: int, deg: Tensor | None, **options) -> nn.Module:
+        """The layer from ``in_channels`` to ``out_channels`` with the model's ``layer_options``."""
         extra = {}
         if self.heads:
             extra["heads"] = heads
@@ -54,7 +62,12 @@ class LayerSpec:
             if deg is None:
                 raise ValueError("this layer needs the in-degree histogram of the training graphs (deg)")
             extra["deg"] = deg
-        return self.build(channels, **extra)
+        if self.sized is not None:
+            return self.sized(in_channels, out_channels, **extra, **options)
+        if in_channels != out_channels or options:
+            raise ValueError("this layer is built at the hidden width only (its LayerSpec has no `sized`): it takes "
+                             "no layer_options and needs the encoder and a head")
+        return self.build(in_channels, **extra)
 
     def call(self, layer: nn.Module, h: Tensor, edge_index: Tensor, edge_attr: Tensor | None, batch: Tensor):
         args = [h] + ([edge_index] if self.takes_edge_index else []) + ([batch] if self.takes_batch else [])
@@ -66,12 +79,15 @@ class Recipe:
     """A paper's exact settings for one model on one dataset, as data (the fair-budget default is the entry).
 
     Attributes:
-        name: short id, unique within the model (``"benchmarking-gnns"``).
-        source: the paper or code it reproduces.
-        dataset: the dataset it was published on.
-        settings: :class:`~gdl_graphs.bench.RunConfig` fields (``epochs``, ``lr``, ``batch_size``, ``budget`` ...).
-        model_options: constructor options of the model (``num_layers``, ``readout``, ``hidden_channels`` ...).
+        name: unique among all recipes; the bench's recipes are called ``MODEL@PAPER`` (``"gcn@kipf2017"``) and a
+            suite or the command line selects them by that name like a model (:func:`find_recipe`).
+        source: the paper or code it reproduces (and the table its settings come from).
+        dataset: the dataset(s) it was published on.
+        settings: :class:`~gdl_graphs.bench.RunConfig` fields (``epochs``, ``lr``, ``batch_size``, ``budget`` ...);
+            they sit between a suite's ``defaults`` and an experiment's own keys.
+        model_options: constructor options of the model (``num_layers``, ``readout``, ``head`` ...).
         published: the published numbers it should reproduce (metric -> value).
+        differences: what it does not reproduce of the paper, and why.
     """
 
     name: str
@@ -80,6 +96,7 @@ class Recipe:
     settings: dict = field(default_factory=dict)
     model_options: dict = field(default_factory=dict)
     published: dict = field(default_factory=dict)
+    differences: str = ""
 
 
 Builder = Callable[["ModelEntry", Benchmark, dict], Callable[[int], nn.Module]]
@@ -158,11 +175,25 @@ def register(entry: ModelEntry) -> ModelEntry:
     return entry
 
 
+def find_recipe(name: str) -> tuple[ModelEntry, Recipe] | None:
+    """``(entry, recipe)`` of the recipe called ``name`` (``"gcn@kipf2017"``), or ``None`` when no recipe is."""
+    for entry in MODELS.values():
+        for recipe in entry.recipes:
+            if recipe.name == name:
+                return entry, recipe
+    return None
+
+
 def get_model(name: str) -> ModelEntry:
-    """The registered model called ``name``; an unknown name lists the registered ones."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; registered: {', '.join(MODELS)}")
-    return MODELS[name]
+    """The registered model called ``name``, or the model a recipe called ``name`` configures; an unknown name
+    lists the registered models and recipes."""
+    if name in MODELS:
+        return MODELS[name]
+    found = find_recipe(name)
+    if found is None:
+        recipes = [recipe.name for entry in MODELS.values() for recipe in entry.recipes]
+        raise ValueError(f"unknown model {name!r}; registered: {', '.join(MODELS)}; recipes: {', '.join(recipes)}")
+    return found[0]
 
 
 def list_models(family: str | None = None) -> list[ModelEntry]:
@@ -217,7 +248,8 @@ def build_model(name: str, benchmark: Benchmark, budget=None, hidden_channels: i
     """Build model ``name`` for ``benchmark``.
 
     Args:
-        name: a key of :data:`MODELS`.
+        name: a key of :data:`MODELS`, or a recipe's name (:func:`find_recipe`), whose model options ``options``
+            override.
         benchmark: the dataset bundle (its task and dimensions decide the input encoder and the head).
         budget: parameter budget; the hidden width is the largest (multiple of 8) that fits. Ignored by models not
             sized by budget (temporal models keep their published sizes unless ``options`` say otherwise).
@@ -225,6 +257,9 @@ def build_model(name: str, benchmark: Benchmark, budget=None, hidden_channels: i
         options: passed to the model's constructor (``num_layers``, ``dropout``, ``readout``, ``virtual_node``...).
     """
     entry = get_model(name)
+    found = find_recipe(name)
+    if found is not None:
+        options = {**found[1].model_options, **options}
     if benchmark.task not in entry.tasks:
         raise ValueError(f"model {name!r} ({entry.family}) cannot be trained on {benchmark.name} "
                          f"({benchmark.task})")
