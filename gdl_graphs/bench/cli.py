@@ -243,8 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--suite", help="only runs of this suite")
     report.add_argument("--dataset", help="only runs on this dataset")
     report.add_argument("--format", choices=("md", "csv"), default="md")
-    report.add_argument("--protocol", metavar="SUITE", help="report the protocols of this suite (errica2020: the "
-                                                            "configuration each fold selected; xu2019: best mean epoch)")
+    report.add_argument("--protocol", metavar="SUITE",
+                        help="report the protocols of this suite (errica2020: the configuration each fold selected; "
+                             "xu2019: best mean epoch)")
     report.add_argument("--reproductions", metavar="PUBLISHED",
                         help="the reproductions page: every entry of this file (published numbers and sources) "
                              "against the stored runs of its suite")

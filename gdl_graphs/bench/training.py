@@ -1,5 +1,6 @@
-"""Train one run: Adam + a learning-rate schedule (ReduceLROnPlateau by default) + early stopping on the validation metric, gradient clipping, bf16
-autocast on GPU, a progress bar, and a checkpoint after every epoch from which an interrupted run resumes.
+"""Train one run: Adam + a learning-rate schedule (ReduceLROnPlateau by default) + early stopping on the validation
+metric, gradient clipping, bf16 autocast on GPU, a progress bar, and a checkpoint after every epoch from which an
+interrupted run resumes.
 
 The reported test metric is the one at the best validation epoch (the standard protocol of OGB and
 benchmarking-gnns); every epoch evaluates validation and test so that nothing needs re-evaluating afterwards.

@@ -9,7 +9,8 @@ r"""The blueprint model for graph and node tasks: encoder -> L x block -> invari
 Node tasks drop the readout (the head is applied per node); graph tasks pool with sum / mean / max. Options
 turn the blueprint into a paper's own model (no encoder, no head, no residual, input dropout, a readout over every
 layer): the registry's recipes (:class:`~gdl_graphs.models.registry.Recipe`, :mod:`gdl_graphs.models.recipes`)
-write papers' models as such settings. The layers come from :mod:`gdl_graphs.nn` through the :class:`~gdl_graphs.models.registry.LayerSpec` of a registered model,
+write papers' models as such settings. The layers come from :mod:`gdl_graphs.nn` through the
+:class:`~gdl_graphs.models.registry.LayerSpec` of a registered model,
 which declares how each layer is built and called. Layers that bring their own residual and norm
 (``transformer``, ``gps``) are used as whole blocks. A virtual node (Gilmer et al. 2017; OGB's
 ``-virtual`` models) adds one learned vector per graph to every node before each layer and is updated from the

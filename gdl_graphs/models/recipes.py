@@ -38,94 +38,90 @@ _OGB_SETTINGS = {"hidden_channels": 300, "budget": None, "batch_size": 32, "lr":
                  "patience": 100, "lr_schedule": "constant", "grad_clip": None}
 _OGB_CITATION = "Hu et al. 2020, Open Graph Benchmark (examples/graphproppred/mol, ogbg-molhiv leaderboard)"
 
-for _args in [
-
-    ("gcn@kipf2017", "gcn", "Kipf & Welling 2017, Semi-Supervised Classification with GCNs (Sec. 5.1, "
-           "Table 2); PyG examples/gcn.py",
-           {**_PLAIN, "num_layers": 2, "dropout": 0.5, "input_dropout": 0.5},
-           {"hidden_channels": 16, "budget": None, "lr": 0.01, "weight_decay": 5e-4,
-            "weight_decay_scope": "first_layer", "epochs": 200, "patience": 200, "lr_schedule": "constant",
-            "grad_clip": None},
-           "test accuracy at the best validation-accuracy epoch of 200 (as PyG's examples/gcn.py), not the paper's "
-           "early stopping on a 10-epoch window of the validation loss"),
-    ("gat@velickovic2018", "gat", "Velickovic et al. 2018, Graph Attention Networks (Sec. 3.3, Table 2, "
-           "Cora/CiteSeer settings); PyG examples/gat.py",
-           {**_PLAIN, "num_layers": 2, "heads": 8, "dropout": 0.6, "input_dropout": 0.6, "activation": "elu",
-            "layer_options": {"dropout": 0.6}, "output_layer_options": {"heads": 1, "concat": False}},
-           {"hidden_channels": 64, "budget": None, "lr": 0.005, "weight_decay": 5e-4, "epochs": 1000,
-            "patience": 100, "lr_schedule": "constant", "grad_clip": None},
-           "early stopping (patience 100) on the validation accuracy only (the paper: loss and accuracy); PubMed's "
-           "8 output heads, lr 0.01 and L2 0.001 are not this recipe"),
-    ("gin0@xu2019", "gin", "Xu et al. 2019, How Powerful are Graph Neural Networks? (Sec. 7, Table 1, "
-           "GIN-0); github.com/weihua916/powerful-gnns",
-           {"encoder": False, "num_layers": 4, "readout": "sum", "readout_over": "all_layers", "head": "linear",
-            "norm": "batch_norm", "residual": False, "dropout": 0.0, "head_dropout": 0.5,
-            "layer_options": {"train_eps": False}},
-           {"hidden_channels": 32, "budget": None, "batch_size": 32, "lr": 0.01, "lr_schedule": "step",
-            "lr_step_size": 50, "lr_factor": 0.5, "epochs": 350, "patience": 350, "grad_clip": None},
-           "5 layers including the input layer = 4 GIN layers; the paper tunes hidden {16, 32} (bio) / 64 "
-           "(social), batch {32, 128} and dropout {0, 0.5} per dataset: this recipe fixes 32, 32 and 0.5 "
-           "(suites override per dataset)"),
-    ("gin@errica2020", "gin", "Errica et al. 2020, A Fair Comparison of GNNs for Graph Classification "
-           "(Sec. 5, Tables 3-4); github.com/diningphil/gnn-comparison config_GIN.yml",
-           {"encoder": "mlp", "readout_over": "all_layers", "head": "linear", "norm": "batch_norm",
-            "residual": False, "dropout": 0.0, "readout": "sum", "head_dropout": 0.5, "num_layers": 4},
-           {"budget": None, "hidden_channels": 64, "batch_size": 32, "lr": 0.01, "lr_schedule": "step",
-            "lr_step_size": 50, "lr_factor": 0.5, "epochs": 1000, "patience": 500, "grad_clip": None},
-           "the grid (suite `grid:`) picks width/depth, batch size, train_eps, sum/mean readout and dropout; "
-           "early stopping on the validation accuracy only (their grid also tries the loss); the input layer's "
-           "term is Linear(pool(h)) (theirs pool(Linear(h)): same up to the bias for sum pooling), and its dropout "
-           "is off at evaluation (theirs stays on: a bug in their code)"),
-    ("mlp@errica2020", "mlp", "Errica et al. 2020, structure-agnostic baseline for chemical datasets "
-           "(MolecularFingerprint: an MLP on the sum of the node features)",
-           {"num_layers": 0, "encoder": False, "readout": "sum", "head": "mlp", "head_dropout": 0.0},
-           {"budget": None, "hidden_channels": 128, "batch_size": 32, "lr": 0.001, "weight_decay": 1e-3,
-            "lr_schedule": "constant", "epochs": 5000, "patience": 500, "grad_clip": None},
-           "their code applies a ReLU to the logits too; early stopping on the validation accuracy only"),
-    ("gin@ogb", "gine", _OGB_CITATION + ", GIN", _OGB, _OGB_SETTINGS,
-           "each layer's bond embedding is the shared bond embedding times a per-layer linear map (the same "
-           "function class as OGB's per-layer BondEncoder, different parameter count)"),
-    ("gin-virtual@ogb", "gine", _OGB_CITATION + ", GIN-virtual", {**_OGB, "virtual_node": True},
-           _OGB_SETTINGS, "as gin@ogb"),
-    ("gcn@ogb", "gcn", _OGB_CITATION + ", GCN", {**_OGB, "layer_options": {}}, _OGB_SETTINGS,
-           "NOT OGB's GCN: OGB's GCNConv adds a bond embedding to every message and a root embedding; our GCN "
-           "layer takes no edge features, so bonds are ignored"),
-    ("gatedgcn@dwivedi2020", "gatedgcn", "Dwivedi et al. 2020, Benchmarking GNNs (ZINC, 100k budget, "
-           "Table 3); github.com/graphdeeplearning/benchmarking-gnns configs/molecules_graph_regression_"
-           "GatedGCN_ZINC_100k.json",
-           {"num_layers": 4, "readout": "mean", "head": "mlp_readout", "norm": None, "activation": None,
-            "residual": False, "dropout": 0.0, "layer_options": {"batch_norm": True, "residual": True}},
-           {"hidden_channels": 70, "budget": None, "batch_size": 128, "lr": 0.001, "lr_factor": 0.5,
-            "lr_patience": 10, "min_lr": 1e-5, "epochs": 1000, "patience": 100, "grad_clip": None},
-           "ReduceLROnPlateau on the validation metric (theirs: the validation loss) and early stopping after 100 "
-           "epochs without improvement (theirs: stop when the learning rate falls below 1e-5)"),
-    ("gps@rampasek2022", "gps", "Rampasek et al. 2022, Recipe for a General, Powerful, Scalable Graph "
-           "Transformer (Peptides-func, Table 4); github.com/rampasek/GraphGPS configs/GPS/"
-           "peptides-func-GPS.yaml",
-           {"num_layers": 4, "heads": 4, "readout": "mean", "head": "linear", "dropout": 0.0,
-            "layer_options": {"local": "gatedgcn", "attn_dropout": 0.5}},
-           {"hidden_channels": 96, "budget": None, "batch_size": 128, "lr": 0.0003, "epochs": 200, "patience": 200,
-            "lr_schedule": "constant", "grad_clip": 1.0},
-           "no Laplacian positional encodings (GraphNet has no PE input yet) and a constant learning rate "
-           "(theirs: cosine with 10 warm-up epochs); GraphGPS' GatedGCN local layer is ours"),
-    ("gcn@lrgb2022", "gcn", "Dwivedi et al. 2022, Long Range Graph Benchmark (Peptides-func, Table 3); "
-           "github.com/vijaydwivedi75/lrgb configs/GCN/peptides-func-GCN.yaml",
-           {"num_layers": 5, "readout": "mean", "head": "linear", "norm": "batch_norm", "residual": False,
-            "dropout": 0.0},
-           {"hidden_channels": 300, "budget": None, "batch_size": 128, "lr": 0.001, "epochs": 500, "patience": 500,
-            "lr_factor": 0.5, "lr_patience": 20, "min_lr": 1e-5, "grad_clip": None},
-           "ReduceLROnPlateau on the validation AP (GraphGym: on the validation loss); Adam (theirs AdamW with "
-           "weight decay 0: the same update)"),
-    ("gcn@toenshoff2023", "gcn", "Tonshoff et al. 2023, Where Did the Gap Go? (tuned GCN, Peptides-func, "
-           "Table 1); github.com/toenshoff/LRGB configs/LRGB-tuned/peptides-func-GCN.yaml",
-           {"num_layers": 6, "readout": "mean", "head": "mlp", "norm": "batch_norm", "residual": True,
-            "dropout": 0.1, "activation": "gelu"},
-           {"hidden_channels": 235, "budget": None, "batch_size": 200, "lr": 0.001, "epochs": 250, "patience": 250,
-            "lr_schedule": "constant", "grad_clip": 1.0},
-           "no RWSE positional encodings, a 2-layer MLP head (theirs 3 layers), a constant learning rate (theirs "
-           "cosine with 5 warm-up epochs); batch norm is GraphGym's default, not set in their file"),
-]:
-    _recipe(*_args)
+_recipe("gcn@kipf2017", "gcn", "Kipf & Welling 2017, Semi-Supervised Classification with GCNs (Sec. 5.1, "
+        "Table 2); PyG examples/gcn.py",
+        {**_PLAIN, "num_layers": 2, "dropout": 0.5, "input_dropout": 0.5},
+        {"hidden_channels": 16, "budget": None, "lr": 0.01, "weight_decay": 5e-4,
+         "weight_decay_scope": "first_layer", "epochs": 200, "patience": 200, "lr_schedule": "constant",
+         "grad_clip": None},
+        "test accuracy at the best validation-accuracy epoch of 200 (as PyG's examples/gcn.py), not the paper's "
+        "early stopping on a 10-epoch window of the validation loss")
+_recipe("gat@velickovic2018", "gat", "Velickovic et al. 2018, Graph Attention Networks (Sec. 3.3, Table 2, "
+        "Cora/CiteSeer settings); PyG examples/gat.py",
+        {**_PLAIN, "num_layers": 2, "heads": 8, "dropout": 0.6, "input_dropout": 0.6, "activation": "elu",
+         "layer_options": {"dropout": 0.6}, "output_layer_options": {"heads": 1, "concat": False}},
+        {"hidden_channels": 64, "budget": None, "lr": 0.005, "weight_decay": 5e-4, "epochs": 1000,
+         "patience": 100, "lr_schedule": "constant", "grad_clip": None},
+        "early stopping (patience 100) on the validation accuracy only (the paper: loss and accuracy); PubMed's "
+        "8 output heads, lr 0.01 and L2 0.001 are not this recipe")
+_recipe("gin0@xu2019", "gin", "Xu et al. 2019, How Powerful are Graph Neural Networks? (Sec. 7, Table 1, "
+        "GIN-0); github.com/weihua916/powerful-gnns",
+        {"encoder": False, "num_layers": 4, "readout": "sum", "readout_over": "all_layers", "head": "linear",
+         "norm": "batch_norm", "residual": False, "dropout": 0.0, "head_dropout": 0.5,
+         "layer_options": {"train_eps": False}},
+        {"hidden_channels": 32, "budget": None, "batch_size": 32, "lr": 0.01, "lr_schedule": "step",
+         "lr_step_size": 50, "lr_factor": 0.5, "epochs": 350, "patience": 350, "grad_clip": None},
+        "5 layers including the input layer = 4 GIN layers; the paper tunes hidden {16, 32} (bio) / 64 "
+        "(social), batch {32, 128} and dropout {0, 0.5} per dataset: this recipe fixes 32, 32 and 0.5 "
+        "(suites override per dataset)")
+_recipe("gin@errica2020", "gin", "Errica et al. 2020, A Fair Comparison of GNNs for Graph Classification "
+        "(Sec. 5, Tables 3-4); github.com/diningphil/gnn-comparison config_GIN.yml",
+        {"encoder": "mlp", "readout_over": "all_layers", "head": "linear", "norm": "batch_norm",
+         "residual": False, "dropout": 0.0, "readout": "sum", "head_dropout": 0.5, "num_layers": 4},
+        {"budget": None, "hidden_channels": 64, "batch_size": 32, "lr": 0.01, "lr_schedule": "step",
+         "lr_step_size": 50, "lr_factor": 0.5, "epochs": 1000, "patience": 500, "grad_clip": None},
+        "the grid (suite `grid:`) picks width/depth, batch size, train_eps, sum/mean readout and dropout; "
+        "early stopping on the validation accuracy only (their grid also tries the loss); the input layer's "
+        "term is Linear(pool(h)) (theirs pool(Linear(h)): same up to the bias for sum pooling), and its dropout "
+        "is off at evaluation (theirs stays on: a bug in their code)")
+_recipe("mlp@errica2020", "mlp", "Errica et al. 2020, structure-agnostic baseline for chemical datasets "
+        "(MolecularFingerprint: an MLP on the sum of the node features)",
+        {"num_layers": 0, "encoder": False, "readout": "sum", "head": "mlp", "head_dropout": 0.0},
+        {"budget": None, "hidden_channels": 128, "batch_size": 32, "lr": 0.001, "weight_decay": 1e-3,
+         "lr_schedule": "constant", "epochs": 5000, "patience": 500, "grad_clip": None},
+        "their code applies a ReLU to the logits too; early stopping on the validation accuracy only")
+_recipe("gin@ogb", "gine", _OGB_CITATION + ", GIN", _OGB, _OGB_SETTINGS,
+        "each layer's bond embedding is the shared bond embedding times a per-layer linear map (the same "
+        "function class as OGB's per-layer BondEncoder, different parameter count)")
+_recipe("gin-virtual@ogb", "gine", _OGB_CITATION + ", GIN-virtual", {**_OGB, "virtual_node": True},
+        _OGB_SETTINGS, "as gin@ogb")
+_recipe("gcn@ogb", "gcn", _OGB_CITATION + ", GCN", {**_OGB, "layer_options": {}}, _OGB_SETTINGS,
+        "NOT OGB's GCN: OGB's GCNConv adds a bond embedding to every message and a root embedding; our GCN "
+        "layer takes no edge features, so bonds are ignored")
+_recipe("gatedgcn@dwivedi2020", "gatedgcn", "Dwivedi et al. 2020, Benchmarking GNNs (ZINC, 100k budget, "
+        "Table 3); github.com/graphdeeplearning/benchmarking-gnns configs/molecules_graph_regression_"
+        "GatedGCN_ZINC_100k.json",
+        {"num_layers": 4, "readout": "mean", "head": "mlp_readout", "norm": None, "activation": None,
+         "residual": False, "dropout": 0.0, "layer_options": {"batch_norm": True, "residual": True}},
+        {"hidden_channels": 70, "budget": None, "batch_size": 128, "lr": 0.001, "lr_factor": 0.5,
+         "lr_patience": 10, "min_lr": 1e-5, "epochs": 1000, "patience": 100, "grad_clip": None},
+        "ReduceLROnPlateau on the validation metric (theirs: the validation loss) and early stopping after 100 "
+        "epochs without improvement (theirs: stop when the learning rate falls below 1e-5)")
+_recipe("gps@rampasek2022", "gps", "Rampasek et al. 2022, Recipe for a General, Powerful, Scalable Graph "
+        "Transformer (Peptides-func, Table 4); github.com/rampasek/GraphGPS configs/GPS/"
+        "peptides-func-GPS.yaml",
+        {"num_layers": 4, "heads": 4, "readout": "mean", "head": "linear", "dropout": 0.0,
+         "layer_options": {"local": "gatedgcn", "attn_dropout": 0.5}},
+        {"hidden_channels": 96, "budget": None, "batch_size": 128, "lr": 0.0003, "epochs": 200, "patience": 200,
+         "lr_schedule": "constant", "grad_clip": 1.0},
+        "no Laplacian positional encodings (GraphNet has no PE input yet) and a constant learning rate "
+        "(theirs: cosine with 10 warm-up epochs); GraphGPS' GatedGCN local layer is ours")
+_recipe("gcn@lrgb2022", "gcn", "Dwivedi et al. 2022, Long Range Graph Benchmark (Peptides-func, Table 3); "
+        "github.com/vijaydwivedi75/lrgb configs/GCN/peptides-func-GCN.yaml",
+        {"num_layers": 5, "readout": "mean", "head": "linear", "norm": "batch_norm", "residual": False,
+         "dropout": 0.0},
+        {"hidden_channels": 300, "budget": None, "batch_size": 128, "lr": 0.001, "epochs": 500, "patience": 500,
+         "lr_factor": 0.5, "lr_patience": 20, "min_lr": 1e-5, "grad_clip": None},
+        "ReduceLROnPlateau on the validation AP (GraphGym: on the validation loss); Adam (theirs AdamW with "
+        "weight decay 0: the same update)")
+_recipe("gcn@toenshoff2023", "gcn", "Tonshoff et al. 2023, Where Did the Gap Go? (tuned GCN, Peptides-func, "
+        "Table 1); github.com/toenshoff/LRGB configs/LRGB-tuned/peptides-func-GCN.yaml",
+        {"num_layers": 6, "readout": "mean", "head": "mlp", "norm": "batch_norm", "residual": True,
+         "dropout": 0.1, "activation": "gelu"},
+        {"hidden_channels": 235, "budget": None, "batch_size": 200, "lr": 0.001, "epochs": 250, "patience": 250,
+         "lr_schedule": "constant", "grad_clip": 1.0},
+        "no RWSE positional encodings, a 2-layer MLP head (theirs 3 layers), a constant learning rate (theirs "
+        "cosine with 5 warm-up epochs); batch norm is GraphGym's default, not set in their file")
 
 RECIPES: dict[str, tuple[Recipe, ...]] = {model: tuple(found) for model, found in _BY_MODEL.items()}
 """Recipes by the registered model they configure."""
