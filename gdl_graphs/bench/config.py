@@ -81,8 +81,8 @@ class RunConfig:
 
     @property
     def key(self) -> str:
-        """Stable hash of the canonical JSON (sorted keys) of the settings that change the result (a run without
-        ``sampler`` keeps the hash it had before the setting existed)."""
+        """Stable hash of the canonical JSON (sorted keys) of the settings that change the result (a setting of
+        :data:`LATER_FIELDS` at its default, e.g. no ``sampler``, keeps the hash runs had before it existed)."""
         settings = dataclasses.asdict(self)
         settings.pop("device")
         for name, default in LATER_FIELDS.items():
