@@ -420,3 +420,19 @@ def test_property_model_on_qm9_molecules_is_invariant(tmp_path):
     out = model(batch.x, batch.pos, batch=batch.batch, z=batch.z)
     assert out.shape == batch.y.shape == (32, 1)
     assert assert_en_equivariant(model, batch, output_kinds="graph", trials=2) <= 1e-5
+
+
+def test_layer_inputs_are_named_and_int32_edges_accepted():
+    """Issue 16: integer or float64 features name ``x``; int32 ``edge_index`` is accepted as by the conv layers."""
+    layer = EGNNLayer(4, 4)
+    x, pos = torch.randn(5, 4), torch.randn(5, 3)
+    edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    expected = layer(x, pos, edge_index)
+    got = layer(x, pos, edge_index.int())
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+    with pytest.raises(ValueError, match="x must be a floating-point tensor"):
+        layer(torch.ones(5, 4, dtype=torch.long), pos, edge_index)
+    with pytest.raises(ValueError, match="x has dtype torch.float64"):
+        layer(x.double(), pos, edge_index)
+    with pytest.raises(ValueError, match="pos has dtype torch.float64"):
+        layer(x, pos.double(), edge_index)

@@ -249,9 +249,9 @@ def check_geometric_inputs(x: Tensor, pos: Tensor, edge_index: Tensor | None, ba
         if edge_attr is not None:
             raise ValueError("edge_attr was given without edge_index; edge attributes need the edges they belong to")
         return
-    if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_index.dtype != torch.long:
-        raise ValueError(f"edge_index must be a LongTensor of shape [2, E], got {tuple(edge_index.shape)} "
-                         f"{edge_index.dtype}")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_index.dtype not in (torch.long, torch.int):
+        raise ValueError(f"edge_index must be an int64 or int32 tensor of shape [2, E] (as the conv layers accept), "
+                         f"got {tuple(edge_index.shape)} {edge_index.dtype}")
     if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= x.size(0)):
         raise ValueError(f"edge_index refers to nodes outside [0, {x.size(0)})")
     if edge_dim and (edge_attr is None or edge_attr.shape != (edge_index.size(1), edge_dim)):

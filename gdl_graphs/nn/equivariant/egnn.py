@@ -22,7 +22,7 @@ from torch_geometric.utils import cumsum
 
 from gdl_graphs.groups import EN_EQUIVARIANT
 from gdl_graphs.nn.aggregate import Adjacency, adjacency, reduce_edges
-from gdl_graphs.nn.validation import check_geometric_inputs
+from gdl_graphs.nn.validation import check_geometric_inputs, check_matches_layer
 
 TASKS = ("property", "dynamics")
 COORD_REDUCTIONS = ("mean", "sum")
@@ -184,6 +184,11 @@ class EGNNLayer(nn.Module):
                 edge_attr: Tensor | None = None, vel: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Return the updated ``(x, pos)``; ``edge_index=None`` uses the complete graph of each graph in ``batch``."""
         check_geometric_inputs(x, pos, edge_index, batch, edge_attr, vel, self.in_channels, self.edge_dim)
+        for name, tensor in (("x", x), ("pos", pos), ("edge_attr", edge_attr), ("vel", vel)):
+            if tensor is not None:
+                check_matches_layer(tensor, self, name)
+        if edge_index is not None:
+            edge_index = edge_index.long()
         if self.velocity and vel is None:
             raise ValueError("vel is required: the layer was built with velocity=True")
         if not self.velocity and vel is not None:
