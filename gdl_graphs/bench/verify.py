@@ -19,7 +19,10 @@ from typing import Callable
 import torch
 from torch import nn
 from torch_geometric.data import Batch, Data
+from torch_geometric.nn import global_add_pool
+from torch_geometric.utils import to_dense_adj, to_dense_batch
 
+from gdl_graphs.groups import PERMUTATION_INVARIANT
 from gdl_graphs.testing import check_symmetry
 
 CHANNELS, EDGE_DIM = 16, 4
@@ -149,8 +152,51 @@ def model_entries() -> list[Entry]:
     return entries
 
 
+def _dense(data: Data) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x [B, N, C], adj [B, N, N], mask [B, N])`` of a sparse batch, for the dense pooling layers."""
+    x, mask = to_dense_batch(data.x, data.batch)
+    return x, to_dense_adj(data.edge_index, data.batch, max_num_nodes=x.size(1)), mask
+
+
+class PoolThenReadout(nn.Module):
+    """A pooling layer followed by a sum over the pooled nodes of each graph: certified :math:`S_n`-invariant."""
+
+    symmetry = PERMUTATION_INVARIANT
+
+    def __init__(self, pool: nn.Module, call: Callable):
+        super().__init__()
+        self.pool, self.call = pool, call
+
+    def forward(self, data: Data) -> torch.Tensor:
+        outputs = dict(zip(self.pool.pooled_outputs, self.call(self.pool, data)))
+        x = outputs["x"]
+        if x.dim() == 3:  # dense [B, K, C]
+            return x.sum(1)
+        return global_add_pool(x, outputs.get("batch"), size=data.num_graphs)
+
+
+def pooling_entries() -> list[Entry]:
+    """The coarsening layers of :mod:`gdl_graphs.nn.pool`, each checked up to a permutation of its pooled nodes,
+    and followed by a sum readout, checked invariant."""
+    from gdl_graphs.nn import pool
+
+    c = CHANNELS
+    sparse = lambda m, d: m(d.x, d.edge_index, d.edge_attr, d.batch)  # noqa: E731
+    weighted = lambda m, d: m(d.x, d.edge_index, d.edge_attr[:, 0].abs(), d.batch)  # noqa: E731  distinct weights
+    dense = lambda m, d: m(*_dense(d))  # noqa: E731
+    layers = [("TopKPooling", lambda: pool.TopKPooling(c, ratio=0.5), sparse),
+              ("SAGPooling", lambda: pool.SAGPooling(c, ratio=0.5), sparse),
+              ("GraclusPooling", lambda: pool.GraclusPooling("max"), weighted),
+              ("DiffPool", lambda: pool.DiffPool(c, c, num_clusters=4), dense),
+              ("MinCutPool", lambda: pool.MinCutPool(c, num_clusters=4), dense)]
+    entries = [Entry(name, build, call=call) for name, build, call in layers]
+    readouts = [Entry(f"{name} + sum readout", lambda build=build, call=call: PoolThenReadout(build(), call),
+                      call=lambda m, d: m(d)) for name, build, call in layers]
+    return entries + readouts
+
+
 def all_entries() -> list[Entry]:
-    return layer_entries() + model_entries()
+    return layer_entries() + pooling_entries() + model_entries()
 
 
 def example_batch(seed: int = 0) -> Batch:

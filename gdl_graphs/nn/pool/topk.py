@@ -4,10 +4,11 @@ r"""Score-based sparse pooling: keep the :math:`k` best-scored nodes of each gra
 (Lee et al. 2019) by a graph convolution. Both subclass their PyG namesakes (same constructor, parameters,
 ``state_dict`` and ``__repr__``) and replace the forward pass with validated inputs and a deterministic selection.
 
-Symmetry: the kept nodes are those with the best scores, listed by score, so relabelling the input nodes permutes
-nothing but the *order* of the pooled nodes — the pooled graph is :math:`S_n`-equivariant up to a permutation of
-its nodes (:data:`~gdl_graphs.groups.PERMUTATION_EQUIVARIANT_UP_TO_CLUSTERS`). Exact ties at the cut-off are the
-one exception: which of two equally scored nodes survives then depends on their labels (lower index first).
+Symmetry: which nodes are kept, and their order (by score), depend on the scores, not on the labels, so relabelling
+the input nodes leaves the pooled graph as it is and relabels only the returned ``perm`` (the kept input nodes):
+:data:`~gdl_graphs.groups.PERMUTATION_EQUIVARIANT_UP_TO_CLUSTERS` with the identity permutation of the pooled nodes.
+Exact ties are the one exception: which of two equally scored nodes comes first (or survives the cut-off) then
+depends on their labels (lower index first).
 """
 
 from __future__ import annotations
@@ -84,6 +85,10 @@ class _ScorePooling:
 
     symmetry = PERMUTATION_EQUIVARIANT_UP_TO_CLUSTERS
     pooled_outputs = SPARSE_POOLED_OUTPUTS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        check_ratio(self.ratio, self.min_score)
 
     def _inputs(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None, batch: Tensor | None,
                 attn: Tensor | None) -> tuple[Tensor, Tensor]:
