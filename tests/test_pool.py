@@ -9,11 +9,11 @@ from torch import nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import to_dense_adj, to_dense_batch
 
-from gdl_graphs.bench.verify import PoolThenReadout, pooling_entries, verify
+from gdl_graphs.bench.verify import pooling_entries, verify
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT_UP_TO_CLUSTERS
 from gdl_graphs.nn import (DiffPool, GCNConv, GraclusPooling, MinCutPool, SAGPooling, TopKPooling, dense_diff_pool,
                            dense_mincut_pool, graclus)
-from gdl_graphs.testing import (assert_permutation_equivariant, assert_permutation_invariant,
+from gdl_graphs.testing import (PoolThenReadout, assert_permutation_equivariant, assert_permutation_invariant,
                                 assert_pooling_equivariant, check_symmetry, permute_graph,
                                 random_node_permutation)
 from tests.conftest import random_batch

@@ -19,11 +19,9 @@ from typing import Callable
 import torch
 from torch import nn
 from torch_geometric.data import Batch, Data
-from torch_geometric.nn import global_add_pool
 from torch_geometric.utils import to_dense_adj, to_dense_batch
 
-from gdl_graphs.groups import PERMUTATION_INVARIANT
-from gdl_graphs.testing import check_symmetry
+from gdl_graphs.testing import PoolThenReadout, check_symmetry
 
 CHANNELS, EDGE_DIM = 16, 4
 
@@ -156,23 +154,6 @@ def _dense(data: Data) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(x [B, N, C], adj [B, N, N], mask [B, N])`` of a sparse batch, for the dense pooling layers."""
     x, mask = to_dense_batch(data.x, data.batch)
     return x, to_dense_adj(data.edge_index, data.batch, max_num_nodes=x.size(1)), mask
-
-
-class PoolThenReadout(nn.Module):
-    """A pooling layer followed by a sum over the pooled nodes of each graph: certified :math:`S_n`-invariant."""
-
-    symmetry = PERMUTATION_INVARIANT
-
-    def __init__(self, pool: nn.Module, call: Callable):
-        super().__init__()
-        self.pool, self.call = pool, call
-
-    def forward(self, data: Data) -> torch.Tensor:
-        outputs = dict(zip(self.pool.pooled_outputs, self.call(self.pool, data)))
-        x = outputs["x"]
-        if x.dim() == 3:  # dense [B, K, C]
-            return x.sum(1)
-        return global_add_pool(x, outputs.get("batch"), size=data.num_graphs)
 
 
 def pooling_entries() -> list[Entry]:

@@ -11,7 +11,7 @@ from torch_geometric.data import Data
 
 from gdl_graphs.groups import (EN_EQUIVARIANT, PERMUTATION_EQUIVARIANT, PERMUTATION_EQUIVARIANT_UP_TO_CLUSTERS,
                                PERMUTATION_INVARIANT)
-from gdl_graphs.testing.pooling import assert_pooling_equivariant
+from gdl_graphs.testing.pooling import PoolThenReadout, assert_pooling_equivariant
 from gdl_graphs.testing.symmetry import (
     assert_en_equivariant,
     assert_permutation_equivariant,
@@ -40,6 +40,7 @@ def check_symmetry(module: nn.Module, data: Data, **kwargs) -> float:
 
 
 __all__ = [
+    "PoolThenReadout",
     "EN_EQUIVARIANT", "PERMUTATION_EQUIVARIANT", "PERMUTATION_EQUIVARIANT_UP_TO_CLUSTERS", "PERMUTATION_INVARIANT",
     "assert_en_equivariant", "assert_permutation_equivariant", "assert_permutation_invariant",
     "assert_pooling_equivariant",

@@ -41,7 +41,9 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 from torch_geometric.data import Data
+from torch_geometric.nn import global_add_pool
 
+from gdl_graphs.groups import PERMUTATION_INVARIANT
 from gdl_graphs.testing.symmetry import Call, _compare, default_call, permute_graph, random_node_permutation
 
 POOLED_KINDS = ("x", "edge_index", "edge_attr", "batch", "adj", "pooled", "selected", "assignment", "graph",
@@ -205,3 +207,27 @@ def _compare_matched(reference, moved, kinds, ref_graph: _PooledGraph, moved_gra
         elif kind == "graph":
             worst = max(worst, compare(name, out, ref))
     return worst
+
+
+class PoolThenReadout(nn.Module):
+    """A pooling layer followed by a sum over the pooled nodes of each graph, to certify as
+    :data:`~gdl_graphs.groups.PERMUTATION_INVARIANT` with :func:`~gdl_graphs.testing.assert_permutation_invariant`.
+
+    Args:
+        pool: the pooling layer (its ``pooled_outputs`` say which output holds the pooled features and batch).
+        call: ``call(pool, data) -> outputs``, as for :func:`assert_pooling_equivariant`.
+    """
+
+    symmetry = PERMUTATION_INVARIANT
+
+    def __init__(self, pool: nn.Module, call: Call):
+        super().__init__()
+        self.pool, self.call = pool, call
+
+    def forward(self, data: Data) -> Tensor:
+        outputs = dict(zip(self.pool.pooled_outputs, self.call(self.pool, data)))
+        x = outputs["x"]
+        if x.dim() == 3:  # dense [B, K, C]
+            return x.sum(1)
+        batch = getattr(data, "batch", None)
+        return global_add_pool(x, outputs.get("batch"), size=1 if batch is None else int(batch.max()) + 1)
