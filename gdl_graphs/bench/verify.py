@@ -176,8 +176,21 @@ def pooling_entries() -> list[Entry]:
     return entries + readouts
 
 
+def hierarchical_entries() -> list[Entry]:
+    """The hierarchical models of :mod:`gdl_graphs.models.hierarchical` (coarsening inside), graph-level invariant."""
+    from gdl_graphs.models import hierarchical
+    from gdl_graphs.nn.pool import TopKPooling
+
+    c = CHANNELS
+    models = {"sagpool": lambda: hierarchical.ScorePoolNet(c, 3, 16),
+              "topkpool": lambda: hierarchical.ScorePoolNet(c, 3, 16, pool=TopKPooling, ratio=0.8),
+              "diffpool": lambda: hierarchical.DiffPoolNet(c, 3, [4, 2], 16),
+              "mincut": lambda: hierarchical.MinCutPoolNet(c, 3, [4, 2], 16)}
+    return [Entry(f"model:{name}", build, call=lambda m, d: m(d)) for name, build in models.items()]
+
+
 def all_entries() -> list[Entry]:
-    return layer_entries() + pooling_entries() + model_entries()
+    return layer_entries() + pooling_entries() + model_entries() + hierarchical_entries()
 
 
 def example_batch(seed: int = 0) -> Batch:
