@@ -169,8 +169,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         for entry in list_models():
             recipes = f" (recipes: {', '.join(r.name for r in entry.recipes)})" if entry.recipes else ""
-            print(f"{entry.name:<20} {entry.family:<10} {entry.summary}{recipes}")
-            print(f"{'':<20} {'':<10} trains on: {', '.join(sorted(entry.tasks))}"
+            print(f"{entry.name:<20} {entry.family:<12} {entry.summary}{recipes}")
+            print(f"{'':<20} {'':<12} trains on: {', '.join(sorted(entry.tasks))}"
                   + (f"; needs: {', '.join(entry.needs())}" if entry.needs() else ""))
         print("\nPaper recipes (a model configured as its paper; use the name as a model in a suite):")
         for entry in list_models():

@@ -234,3 +234,56 @@ class MinCutPoolNet(_Hierarchical):
             x = torch.relu(conv(x, adj))
         self.auxiliary_loss = total
         return self.head(x.mean(dim=1))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building for a benchmark (used by gdl_graphs.models.registry)
+# ----------------------------------------------------------------------------------------------------------------
+HIERARCHICAL_TASKS = ("graph_classification", "graph_regression", "graph_multilabel")
+
+
+def node_counts(split) -> Tensor:
+    """Number of nodes of every graph of a dataset split."""
+    return torch.tensor([int(data.num_nodes) for data in split], dtype=torch.float64)
+
+
+def _sagpool(benchmark, options):
+    return lambda width: ScorePoolNet(benchmark.num_features, benchmark.num_targets, width,
+                                      node_vocab=benchmark.node_vocab, **options)
+
+
+def _topkpool(benchmark, options):
+    options = {"ratio": 0.8, **options}
+    return lambda width: ScorePoolNet(benchmark.num_features, benchmark.num_targets, width, pool=TopKPooling,
+                                      node_vocab=benchmark.node_vocab, **options)
+
+
+def _diffpool(benchmark, options):
+    options = dict(options)
+    max_nodes = options.pop("max_nodes", None) or float(node_counts(benchmark.train).max())
+    clusters = options.pop("num_clusters", None) or clusters_per_level(max_nodes, options.pop("pool_ratio", 0.25),
+                                                                        options.pop("levels", 1))
+    return lambda width: DiffPoolNet(benchmark.num_features, benchmark.num_targets, clusters, width,
+                                     node_vocab=benchmark.node_vocab, **options)
+
+
+def _mincut(benchmark, options):
+    options = dict(options)
+    avg_nodes = float(node_counts(benchmark.train).mean())
+    clusters = options.pop("num_clusters", None) or clusters_per_level(avg_nodes, options.pop("pool_ratio", 0.5),
+                                                                        options.pop("levels", 2))
+    return lambda width: MinCutPoolNet(benchmark.num_features, benchmark.num_targets, clusters, width,
+                                       node_vocab=benchmark.node_vocab, **options)
+
+
+HIERARCHICAL_MODELS = {
+    "sagpool": ("SAGPool_h: 3 x [GCN, SAGPooling(0.5)], readouts summed (Lee et al. 2019)", _sagpool),
+    "topkpool": ("3 x [GCN, TopKPooling(0.8)], readouts summed (Cangea et al. 2018)", _topkpool),
+    "diffpool": ("DiffPool: GraphSAGE + DiffPool to 25% of max nodes, link + entropy losses (Ying et al. 2018)",
+                 _diffpool),
+    "mincut": ("MinCutPool: GCN + 2 MinCut levels halving avg nodes, cut + ortho losses (Bianchi et al. 2020)",
+               _mincut),
+}
+"""Registered hierarchical models: one-line summary and ``builder(benchmark, options) -> make(width)``.
+``options`` are the model's constructor arguments, plus ``max_nodes`` / ``pool_ratio`` / ``levels`` (or an explicit
+``num_clusters`` list) for the dense models."""
