@@ -109,7 +109,7 @@ class ScorePoolNet(_Hierarchical):
 
 
 class _DenseSAGE(nn.Module):
-    """``num_layers`` x [DenseSAGEConv -> BatchNorm -> ReLU] on a dense batch (DiffPool's GNN blocks)."""
+    """``num_layers`` x [DenseSAGEConv -> ReLU -> BatchNorm] on a dense batch (DiffPool's GNN blocks)."""
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, num_layers: int = 3):
         super().__init__()
@@ -119,8 +119,11 @@ class _DenseSAGE(nn.Module):
 
     def forward(self, x: Tensor, adj: Tensor, mask: Tensor | None = None) -> Tensor:
         for conv, norm in zip(self.convs, self.norms):
-            x = conv(x, adj, mask)
-            x = torch.relu(norm(x.reshape(-1, x.size(-1))).view_as(x))
+            x = torch.relu(conv(x, adj, mask))  # normalised after the ReLU: assignment logits keep their sign
+            if mask is None:
+                x = norm(x.reshape(-1, x.size(-1))).view_as(x)
+            else:  # statistics of the real nodes only; padding stays 0
+                x = torch.zeros_like(x).masked_scatter(mask.unsqueeze(-1), norm(x[mask]))
         return x
 
     def reset_parameters(self) -> None:
@@ -142,7 +145,21 @@ def clusters_per_level(num_nodes: float, ratio: float, levels: int) -> list[int]
     return counts
 
 
-class DiffPoolNet(_Hierarchical):
+class _DenseHierarchical(_Hierarchical):
+    """Shared by the dense models: cluster counts, input encoder, MLP head and the auxiliary loss slot."""
+
+    def __init__(self, in_channels: int, out_channels: int, num_clusters: Sequence[int], hidden_channels: int,
+                 dropout: float, node_vocab: tuple[int, ...] | None):
+        super().__init__()
+        if not num_clusters or any(k < 1 for k in num_clusters):
+            raise ValueError(f"num_clusters must list at least one positive cluster count, got {num_clusters!r}")
+        self.num_clusters = list(num_clusters)
+        self.encoder = FeatureEncoder(in_channels, hidden_channels, node_vocab)
+        self.head = _head(hidden_channels, hidden_channels, out_channels, dropout)
+        self.auxiliary_loss = torch.zeros(())
+
+
+class DiffPoolNet(_DenseHierarchical):
     r"""DiffPool (Ying et al. 2018): a GraphSAGE block, then per level a :class:`~gdl_graphs.nn.DiffPool` (its
     embedding and assignment GNNs are GraphSAGE blocks too), a final block, the mean over the clusters and an MLP.
     The link-prediction and entropy losses of every level are summed into ``auxiliary_loss``.
@@ -162,18 +179,12 @@ class DiffPoolNet(_Hierarchical):
 
     def __init__(self, in_channels: int, out_channels: int, num_clusters: Sequence[int], hidden_channels: int = 64,
                  dropout: float = 0.0, node_vocab: tuple[int, ...] | None = None):
-        super().__init__()
-        if not num_clusters or any(k < 1 for k in num_clusters):
-            raise ValueError(f"num_clusters must list at least one positive cluster count, got {num_clusters!r}")
-        self.num_clusters = list(num_clusters)
+        super().__init__(in_channels, out_channels, num_clusters, hidden_channels, dropout, node_vocab)
         c = hidden_channels
-        self.encoder = FeatureEncoder(in_channels, c, node_vocab)
         self.first = _DenseSAGE(c, c, c)
         self.pools = nn.ModuleList(DiffPool(c, c, k, embed=_DenseSAGE(c, c, c), assign=_DenseSAGE(c, c, k))
                                    for k in self.num_clusters)
         self.last = _DenseSAGE(c, c, c)
-        self.head = _head(c, c, out_channels, dropout)
-        self.auxiliary_loss = torch.zeros(())
 
     def forward(self, data) -> Tensor:
         edge_index, batch, _ = _graph_inputs(data)
@@ -189,15 +200,15 @@ class DiffPoolNet(_Hierarchical):
         return self.head(self.last(x, adj).mean(dim=1))
 
 
-class MinCutPoolNet(_Hierarchical):
+class MinCutPoolNet(_DenseHierarchical):
     r"""MinCutPool (Bianchi et al. 2020): GCN -> per level [:class:`~gdl_graphs.nn.MinCutPool` -> dense graph
     convolution] -> mean over the clusters -> MLP. The cut and orthogonality losses of every level are summed into
     ``auxiliary_loss``.
 
     Paper settings: ``MP(32) - Pool - MP(32) - Pool - MP(32) - GlobalAvgPool - Dense``, i.e.
     ``hidden_channels=32`` and 2 levels of clusters halving the average graph size
-    (``clusters_per_level(avg_nodes, 0.5, 2)``); Adam lr 5e-4 (as in PyG's ``mincut_pool.py`` example), early
-    stopping on the validation loss. Dense: memory grows as :math:`B \cdot N_{\max}^2`.
+    (``clusters_per_level(avg_nodes, 0.5, 2)``); Adam lr 5e-4 (as in PyG's ``mincut_pool.py`` example). Dense:
+    memory grows as :math:`B \cdot N_{\max}^2`.
 
     Args:
         in_channels, out_channels: input features and outputs per graph.
@@ -210,17 +221,11 @@ class MinCutPoolNet(_Hierarchical):
 
     def __init__(self, in_channels: int, out_channels: int, num_clusters: Sequence[int], hidden_channels: int = 32,
                  dropout: float = 0.0, node_vocab: tuple[int, ...] | None = None):
-        super().__init__()
-        if not num_clusters or any(k < 1 for k in num_clusters):
-            raise ValueError(f"num_clusters must list at least one positive cluster count, got {num_clusters!r}")
-        self.num_clusters = list(num_clusters)
+        super().__init__(in_channels, out_channels, num_clusters, hidden_channels, dropout, node_vocab)
         c = hidden_channels
-        self.encoder = FeatureEncoder(in_channels, c, node_vocab)
         self.conv = GCNConv(c, c)
         self.pools = nn.ModuleList(MinCutPool(c, k) for k in self.num_clusters)
         self.dense_convs = nn.ModuleList(DenseGraphConv(c, c) for _ in self.num_clusters)
-        self.head = _head(c, c, out_channels, dropout)
-        self.auxiliary_loss = torch.zeros(())
 
     def forward(self, data) -> Tensor:
         edge_index, batch, _ = _graph_inputs(data)
