@@ -6,16 +6,15 @@ import torch
 import torch.nn.functional as F
 import torch_geometric.nn as pyg_nn
 from torch import nn
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Data
 from torch_geometric.utils import to_dense_adj, to_dense_batch
 
 from gdl_graphs.bench.verify import pooling_entries, verify
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT_UP_TO_CLUSTERS
 from gdl_graphs.nn import (DiffPool, GCNConv, GraclusPooling, MinCutPool, SAGPooling, TopKPooling, dense_diff_pool,
                            dense_mincut_pool, graclus)
-from gdl_graphs.testing import (PoolThenReadout, assert_permutation_equivariant, assert_permutation_invariant,
-                                assert_pooling_equivariant, check_symmetry, permute_graph,
-                                random_node_permutation)
+from gdl_graphs.testing import (PoolThenReadout, assert_permutation_invariant, assert_pooling_equivariant,
+                                check_symmetry, permute_graph, random_node_permutation)
 from tests.conftest import random_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -353,6 +352,22 @@ def test_graclus_ties_are_label_dependent_and_the_check_says_so():
         assert_pooling_equivariant(GraclusPooling("sum"), data, call=call, trials=6)
     weighted = lambda m, d: m(d.x, d.edge_index, d.x[d.edge_index].prod(0).view(-1))  # noqa: E731  no ties
     assert assert_pooling_equivariant(GraclusPooling("sum"), data, call=weighted, trials=6) == 0.0
+
+
+class CrossingEdges(GraclusPooling):
+    """Broken: joins the first pooled node of the batch to the last one, across graphs."""
+
+    def forward(self, *args):
+        x, edge_index, weight, batch, cluster = super().forward(*args)
+        extra = torch.tensor([[0], [x.size(0) - 1]])
+        return x, torch.cat([edge_index, extra], 1), torch.cat([weight, weight[:1]]), batch, cluster
+
+
+def test_the_check_catches_pooled_edges_between_graphs():
+    data = random_batch((6, 10), channels=4)
+    call = lambda m, d: m(d.x, d.edge_index, d.x[d.edge_index].sum(-1).prod(0).abs(), d.batch)  # noqa: E731
+    with pytest.raises(AssertionError, match="joins two different graphs"):
+        assert_pooling_equivariant(CrossingEdges(), data, call=call)
 
 
 def test_the_check_refuses_unreadable_outputs():

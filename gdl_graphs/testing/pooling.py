@@ -6,7 +6,8 @@ member, by output channel). Relabelling the input nodes by :math:`P` may renumbe
 certify is
 
 .. math::
-    \exists\, Q \in S_{K}: \quad \mathbf{X}'(PG) = Q\,\mathbf{X}'(G), \qquad \mathbf{A}'(PG) = Q\,\mathbf{A}'(G)\,Q^\top,
+    \exists\, Q \in S_{K}: \quad \mathbf{X}'(PG) = Q\,\mathbf{X}'(G), \qquad
+    \mathbf{A}'(PG) = Q\,\mathbf{A}'(G)\,Q^\top,
 
 per graph of a batch, with every other output transformed consistently (scores permute with :math:`Q`, indices of
 kept input nodes are relabelled by :math:`P`, assignments of input nodes by both, losses are invariant). A readout
@@ -63,16 +64,19 @@ class _PooledGraph:
             self.x = x.reshape(batch_size * k, -1)
             self.graph = torch.arange(batch_size, device=x.device).repeat_interleave(k)
             self.adjacency = [a.unsqueeze(-1) for a in by_kind["adj"]]
+            self.nodes = [torch.arange(b * k, (b + 1) * k, device=x.device) for b in range(batch_size)]
         else:
             if "edge_index" not in by_kind:
                 raise ValueError("sparse pooled features [M, C] need an 'edge_index' output")
             batch = by_kind.get("batch")
             self.x = x.reshape(x.size(0), -1)
             self.graph = torch.zeros(x.size(0), dtype=torch.long, device=x.device) if batch is None else batch
+            num_graphs = int(self.graph.max()) + 1 if x.size(0) else 0
+            self.nodes = [torch.nonzero(self.graph == b).view(-1) for b in range(num_graphs)]
             self.adjacency = self._dense_blocks(by_kind["edge_index"], by_kind.get("edge_attr"))
-        self.nodes = [torch.nonzero(self.graph == b).view(-1) for b in range(len(self.adjacency))]
 
     def _dense_blocks(self, edge_index: Tensor, edge_attr: Tensor | None) -> list[Tensor]:
+        """The weighted adjacency [K_b, K_b, D] of every pooled graph (duplicate edges summed)."""
         num = self.x.size(0)
         weight = (torch.ones(edge_index.size(1), 1, dtype=self.x.dtype, device=self.x.device) if edge_attr is None
                   else edge_attr.reshape(edge_index.size(1), -1).to(self.x.dtype))
@@ -80,12 +84,7 @@ class _PooledGraph:
             raise AssertionError("a pooled edge joins two different graphs of the batch")
         dense = torch.zeros(num, num, weight.size(1), dtype=weight.dtype, device=weight.device)
         dense.index_put_((edge_index[0], edge_index[1]), weight, accumulate=True)
-        num_graphs = int(self.graph.max()) + 1 if num else 0
-        blocks = []
-        for b in range(num_graphs):
-            idx = torch.nonzero(self.graph == b).view(-1)
-            blocks.append(dense[idx][:, idx])
-        return blocks
+        return [dense[idx][:, idx] for idx in self.nodes]
 
     def signature(self, b: int) -> Tensor:
         """Features plus the sorted row and column weights of each pooled node: invariant to the numbering."""

@@ -33,7 +33,8 @@ DENSE_POOLED_OUTPUTS = ("x", "adj", "graph", "graph")
 EPS = 1e-15
 
 
-def _dense_inputs(x: Tensor, adj: Tensor, s: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+def _dense_inputs(x: Tensor, adj: Tensor, s: Tensor,
+                  mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """Add the batch dimension to [N, *] inputs and check that the shapes agree."""
     for name, value in (("x", x), ("adj", adj), ("s", s)):
         if not isinstance(value, Tensor) or value.dim() not in (2, 3):
