@@ -12,15 +12,16 @@ from torch_geometric.nn import global_mean_pool
 from gdl_graphs.bench.config import RunConfig
 from gdl_graphs.bench.tasks import make_task
 from gdl_graphs.bench.training import train_run
-from gdl_graphs.bench.verify import hierarchical_entries, verify
+from gdl_graphs.bench.verify import model_entries, verify
 from gdl_graphs.data.benchmark import Benchmark
-from gdl_graphs.models import build_model, compatible
-from gdl_graphs.models.hierarchical import (HIERARCHICAL_MODELS, DiffPoolNet, MinCutPoolNet, ScorePoolNet,
-                                            auxiliary_loss, clusters_per_level)
+from gdl_graphs.models import build_model, compatible, get_model, list_models
+from gdl_graphs.models.hierarchical import DiffPoolNet, MinCutPoolNet, ScorePoolNet, clusters_per_level
 from gdl_graphs.nn import TopKPooling
 from tests.conftest import random_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+HIERARCHICAL = [entry.name for entry in list_models("hierarchical")]
 
 MODELS = {"sagpool": lambda: ScorePoolNet(5, 3, 16),
           "topkpool": lambda: ScorePoolNet(5, 3, 16, pool=TopKPooling, ratio=0.8),
@@ -34,36 +35,31 @@ def test_hierarchical_model_trains_with_its_auxiliary_losses(name):
     data = random_batch((4, 9, 13), channels=5)
     out = model(data)
     assert out.shape == (3, 3)
-    aux = auxiliary_loss(model)
-    if not model.auxiliary_losses:
-        assert aux == 0.0
+    declared = get_model(name).aux_losses
+    if not declared:
+        assert not hasattr(model, "auxiliary_loss")
         return
-    assert isinstance(aux, torch.Tensor) and aux.dim() == 0 and bool(aux != 0)
-    aux.backward()  # the auxiliary objective alone trains the assignment of every level
+    aux = model.auxiliary_loss()
+    assert tuple(aux) == declared  # the registry entry declares exactly the losses the model returns
+    assert all(value.dim() == 0 and bool(value != 0) for value in aux.values())
+    sum(aux.values()).backward()  # the auxiliary objectives alone train the assignment of every level
     assignment = [p for pool in model.pools for p in pool.assign.parameters()]
     assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in assignment)
-    assert auxiliary_loss(_Wrapped(model)) is model.auxiliary_loss
-
-
-class _Wrapped(nn.Module):
-    """Stands in for DistributedDataParallel: the model is under ``.module``."""
-
-    def __init__(self, module):
-        super().__init__()
-        self.module = module
 
 
 def test_auxiliary_loss_follows_the_last_forward_pass():
     model = MinCutPoolNet(5, 2, [3], 8)
+    with pytest.raises(RuntimeError, match="after a forward pass"):
+        model.auxiliary_loss()
     model(random_batch((6, 7), channels=5, seed=1))
-    first = model.auxiliary_loss.detach().clone()
+    first = {k: v.detach().clone() for k, v in model.auxiliary_loss().items()}
     model(random_batch((10, 4), channels=5, seed=2))
-    assert not torch.equal(first, model.auxiliary_loss.detach())
+    assert not torch.equal(first["mincut"], model.auxiliary_loss()["mincut"].detach())
 
 
 def test_hierarchical_models_are_certified_invariant():
-    rows = verify(hierarchical_entries())
-    assert [row[0] for row in rows] == ["model:sagpool", "model:topkpool", "model:diffpool", "model:mincut"]
+    rows = verify([entry for entry in model_entries() if entry.name.split()[0][len("model:"):] in HIERARCHICAL])
+    assert [row[0] for row in rows] == [f"model:{name} (property)" for name in HIERARCHICAL]
     assert all(status == "ok" and group == "S_n-invariant" for _, group, _, status in rows), rows
 
 
@@ -97,7 +93,7 @@ def _toy_benchmark():
     return Benchmark("toy", "graph_classification", "accuracy", graphs[:16], graphs[16:20], graphs[20:], 5, 2)
 
 
-@pytest.mark.parametrize("name", list(HIERARCHICAL_MODELS))
+@pytest.mark.parametrize("name", HIERARCHICAL)
 def test_the_harness_builds_and_trains_every_hierarchical_model(name):
     bench = _toy_benchmark()
     assert compatible(name, "graph_classification") and not compatible(name, "node_classification")
@@ -106,31 +102,17 @@ def test_the_harness_builds_and_trains_every_hierarchical_model(name):
     assert type(build_model(name, bench, budget="20k")).__name__ == type(result.model_object).__name__
 
 
-class ConstantAuxiliary(nn.Module):
-    """A graph classifier that declares an auxiliary loss of exactly 100."""
-
-    auxiliary_losses = ("constant",)
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(5, 2)
-
-    def forward(self, data):
-        self.auxiliary_loss = torch.tensor(100.0)
-        return global_mean_pool(self.linear(data.x), data.batch)
-
-
-def test_the_training_loop_adds_declared_auxiliary_losses():
-    task = make_task(_toy_benchmark(), batch_size=8, device=torch.device("cpu"), seed=0)
-    model = ConstantAuxiliary()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    with_aux = task.train_epoch(model, optimizer, None, contextlib.nullcontext)
-    ConstantAuxiliary.auxiliary_losses = ()  # the same model without the declaration
-    try:
-        without = task.train_epoch(model, optimizer, None, contextlib.nullcontext)
-    finally:
-        ConstantAuxiliary.auxiliary_losses = ("constant",)
-    assert with_aux == pytest.approx(without + 100.0, abs=1e-4)
+@pytest.mark.parametrize("name", ["diffpool", "mincut"])
+def test_the_task_adds_the_declared_auxiliary_losses_of_a_registered_model(name):
+    bench = _toy_benchmark()
+    losses = []
+    for entry in (get_model(name), None):  # the same run, with and without the entry's declarations
+        torch.manual_seed(0)
+        model = build_model(name, bench, hidden_channels=8)
+        task = make_task(bench, batch_size=8, device=torch.device("cpu"), seed=0, entry=entry)
+        losses.append(task.train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.0), None,
+                                       contextlib.nullcontext))
+    assert losses[0] != pytest.approx(losses[1], abs=1e-6)
 
 
 def test_the_pooling_suite_parses():
@@ -140,4 +122,4 @@ def test_the_pooling_suite_parses():
 
     meta, runs = parse_suite(yaml.safe_load((Path(__file__).parent.parent / "benchmarks" / "pooling.yaml").read_text()))
     assert meta["name"] == "pooling"
-    assert {run.model for run in runs} == set(HIERARCHICAL_MODELS)
+    assert {run.model for run in runs} == set(HIERARCHICAL)

@@ -3,7 +3,9 @@
 
 Layers are discovered (every public ``nn.Module`` class of a module under :mod:`gdl_graphs.nn`); each is either
 certified here (:data:`LAYER_CHECKS`: how to build it and call it on the example batch) or exempt with a reason
-(:data:`EXEMPT_LAYERS`), and a test fails on a layer that is neither. Models come from the registry
+(:data:`EXEMPT_LAYERS`), and a test fails on a layer that is neither. Coarsening layers declare "equivariant up to
+a permutation of the clusters" and are checked so; each is also certified followed by a sum readout
+(:data:`POOLING_LAYERS`). Models come from the registry
 (:data:`gdl_graphs.models.MODELS`), built by its own builders for a small benchmark of each task kind in
 :data:`MODEL_TASKS`; task kinds in :data:`EXEMPT_TASKS` say why they are not checked here.
 """
@@ -52,6 +54,20 @@ def _x_and_batch(m, d):
     return m(d.x, d.batch)
 
 
+def _pool_sparse(m, d):
+    return m(d.x, d.edge_index, d.edge_attr, d.batch)
+
+
+def _pool_weighted(m, d):  # distinct positive edge weights, so the matching has no ties
+    return m(d.x, d.edge_index, d.edge_attr[:, 0].abs(), d.batch)
+
+
+def _pool_dense(m, d):
+    """``(x [B, N, C], adj [B, N, N], mask [B, N])`` of the sparse batch, for the dense pooling layers."""
+    x, mask = to_dense_batch(d.x, d.batch)
+    return m(x, to_dense_adj(d.edge_index, d.batch, max_num_nodes=x.size(1)), mask)
+
+
 _C = CHANNELS
 LAYER_CHECKS: dict[str, tuple[Callable[[object], nn.Module], Callable | None]] = {
     # class name -> (build(module_namespace) -> layer, call(layer, data) or None for layer(x, edge_index))
@@ -75,6 +91,12 @@ LAYER_CHECKS: dict[str, tuple[Callable[[object], nn.Module], Callable | None]] =
     "LapPEEncoder": (lambda nn_: nn_.LapPEEncoder(4, _C), lambda m, d: m(d.x[:, :4], d.batch)),
     "EGNNLayer": (lambda nn_: nn_.EGNNLayer(_C, _C), lambda m, d: m(d.x, d.pos, d.edge_index, d.batch)),
     "Readout": (lambda nn_: nn_.Readout("sum"), lambda m, d: m(d.x, d.batch, d.num_graphs)),
+    # coarsening: checked equivariant up to a permutation of the pooled nodes (their declared symmetry)
+    "TopKPooling": (lambda nn_: nn_.TopKPooling(_C, ratio=0.5), _pool_sparse),
+    "SAGPooling": (lambda nn_: nn_.SAGPooling(_C, ratio=0.5), _pool_sparse),
+    "GraclusPooling": (lambda nn_: nn_.GraclusPooling("max"), _pool_weighted),
+    "DiffPool": (lambda nn_: nn_.DiffPool(_C, _C, num_clusters=4), _pool_dense),
+    "MinCutPool": (lambda nn_: nn_.MinCutPool(_C, num_clusters=4), _pool_dense),
 }
 """Layers of :mod:`gdl_graphs.nn` certified on :func:`example_batch`, by class name."""
 
@@ -86,6 +108,9 @@ EXEMPT_LAYERS: dict[str, str] = {
     "EGNN": "certified as the registered model 'egnn' (rows model:egnn (property) and (dynamics)), which calls it",
 }
 """Public layers not certified here, with the reason."""
+
+POOLING_LAYERS = ("TopKPooling", "SAGPooling", "GraclusPooling", "DiffPool", "MinCutPool")
+"""The coarsening layers of :data:`LAYER_CHECKS`, also certified followed by a sum readout (invariant)."""
 
 MODEL_TASKS = {"graph_regression": "property", "dynamics": "dynamics"}
 """Task kinds a registered model is certified on (as a graph-level invariant or a position-predicting network),
@@ -150,47 +175,21 @@ def model_entries() -> list[Entry]:
     return entries
 
 
-def _dense(data: Data) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(x [B, N, C], adj [B, N, N], mask [B, N])`` of a sparse batch, for the dense pooling layers."""
-    x, mask = to_dense_batch(data.x, data.batch)
-    return x, to_dense_adj(data.edge_index, data.batch, max_num_nodes=x.size(1)), mask
-
-
-def pooling_entries() -> list[Entry]:
-    """The coarsening layers of :mod:`gdl_graphs.nn.pool`, each checked up to a permutation of its pooled nodes,
-    and followed by a sum readout, checked invariant."""
-    from gdl_graphs.nn import pool
-
-    c = CHANNELS
-    sparse = lambda m, d: m(d.x, d.edge_index, d.edge_attr, d.batch)  # noqa: E731
-    weighted = lambda m, d: m(d.x, d.edge_index, d.edge_attr[:, 0].abs(), d.batch)  # noqa: E731  distinct weights
-    dense = lambda m, d: m(*_dense(d))  # noqa: E731
-    layers = [("TopKPooling", lambda: pool.TopKPooling(c, ratio=0.5), sparse),
-              ("SAGPooling", lambda: pool.SAGPooling(c, ratio=0.5), sparse),
-              ("GraclusPooling", lambda: pool.GraclusPooling("max"), weighted),
-              ("DiffPool", lambda: pool.DiffPool(c, c, num_clusters=4), dense),
-              ("MinCutPool", lambda: pool.MinCutPool(c, num_clusters=4), dense)]
-    entries = [Entry(name, build, call=call) for name, build, call in layers]
-    readouts = [Entry(f"{name} + sum readout", lambda build=build, call=call: PoolThenReadout(build(), call),
-                      call=lambda m, d: m(d)) for name, build, call in layers]
-    return entries + readouts
-
-
-def hierarchical_entries() -> list[Entry]:
-    """The hierarchical models of :mod:`gdl_graphs.models.hierarchical` (coarsening inside), graph-level invariant."""
-    from gdl_graphs.models import hierarchical
-    from gdl_graphs.nn.pool import TopKPooling
-
-    c = CHANNELS
-    models = {"sagpool": lambda: hierarchical.ScorePoolNet(c, 3, 16),
-              "topkpool": lambda: hierarchical.ScorePoolNet(c, 3, 16, pool=TopKPooling, ratio=0.8),
-              "diffpool": lambda: hierarchical.DiffPoolNet(c, 3, [4, 2], 16),
-              "mincut": lambda: hierarchical.MinCutPoolNet(c, 3, [4, 2], 16)}
-    return [Entry(f"model:{name}", build, call=lambda m, d: m(d)) for name, build in models.items()]
+def pooling_readout_entries() -> list[Entry]:
+    """Each coarsening layer of :data:`POOLING_LAYERS` followed by a sum over its pooled nodes, checked invariant
+    (the layer itself is certified up to a permutation of its clusters through :data:`LAYER_CHECKS`)."""
+    namespaces = {name: importlib.import_module(cls.__module__) for name, cls in public_layers().items()}
+    entries = []
+    for name in POOLING_LAYERS:
+        build, call = LAYER_CHECKS[name]
+        entries.append(Entry(f"{name} + sum readout",
+                             lambda build=build, call=call, ns=namespaces[name]: PoolThenReadout(build(ns), call),
+                             call=lambda m, d: m(d)))
+    return entries
 
 
 def all_entries() -> list[Entry]:
-    return layer_entries() + pooling_entries() + model_entries() + hierarchical_entries()
+    return layer_entries() + pooling_readout_entries() + model_entries()
 
 
 def example_batch(seed: int = 0) -> Batch:

@@ -11,9 +11,9 @@ r"""Hierarchical graph classifiers: the full blueprint, local layers -> **coarse
 * :class:`MinCutPoolNet`: GCN, then :class:`~gdl_graphs.nn.MinCutPool` levels with dense graph convolutions
   (Bianchi et al. 2020).
 
-Models with auxiliary objectives declare them in ``auxiliary_losses`` (names) and leave their weighted sum for the
-last forward pass in ``model.auxiliary_loss`` (a scalar tensor, part of the graph); the training loop adds it to the
-task loss (:func:`auxiliary_loss`). Each model is :math:`S_n`-invariant (certified by ``gdl-bench verify``).
+The dense models have auxiliary objectives: ``model.auxiliary_loss()`` returns those of the last forward pass by name
+(scalar tensors, part of the graph), the names their entries in :mod:`gdl_graphs.models.catalog` declare in
+``aux_losses``; the task kinds of :mod:`gdl_graphs.bench.tasks` add them to the task loss. Each model is :math:`S_n`-invariant (certified by ``gdl-bench verify``).
 
 Shapes: ``data.x`` [N, F], ``data.edge_index`` [2, E], ``data.batch`` [N] -> [B, out_channels].
 """
@@ -34,14 +34,6 @@ from gdl_graphs.nn.conv import GCNConv
 from gdl_graphs.nn.pool import DiffPool, MinCutPool, SAGPooling, TopKPooling
 
 
-def auxiliary_loss(model: nn.Module) -> Tensor | float:
-    """The auxiliary loss of ``model``'s last forward pass (0 for models that declare none); unwraps DDP."""
-    model = getattr(model, "module", model)
-    if not getattr(model, "auxiliary_losses", ()):
-        return 0.0
-    return model.auxiliary_loss
-
-
 def _graph_inputs(data) -> tuple[Tensor, Tensor, int]:
     num_nodes = data.num_nodes
     batch = data.batch if "batch" in data and data.batch is not None else \
@@ -57,7 +49,6 @@ def _head(in_channels: int, hidden: int, out_channels: int, dropout: float) -> n
 
 class _Hierarchical(nn.Module):
     symmetry = PERMUTATION_INVARIANT
-    auxiliary_losses: tuple[str, ...] = ()
 
     def reset_parameters(self) -> None:
         for module in self.modules():
@@ -156,13 +147,19 @@ class _DenseHierarchical(_Hierarchical):
         self.num_clusters = list(num_clusters)
         self.encoder = FeatureEncoder(in_channels, hidden_channels, node_vocab)
         self.head = _head(hidden_channels, hidden_channels, out_channels, dropout)
-        self.auxiliary_loss = torch.zeros(())
+        self._auxiliary: dict[str, Tensor] = {}
+
+    def auxiliary_loss(self) -> dict[str, Tensor]:
+        """The auxiliary losses of the last forward pass, by name, each summed over the levels."""
+        if not self._auxiliary:
+            raise RuntimeError("auxiliary_loss() is defined after a forward pass")
+        return dict(self._auxiliary)
 
 
 class DiffPoolNet(_DenseHierarchical):
     r"""DiffPool (Ying et al. 2018): a GraphSAGE block, then per level a :class:`~gdl_graphs.nn.DiffPool` (its
     embedding and assignment GNNs are GraphSAGE blocks too), a final block, the mean over the clusters and an MLP.
-    The link-prediction and entropy losses of every level are summed into ``auxiliary_loss``.
+    The link-prediction and entropy losses of every level are summed per kind in ``auxiliary_loss()``.
 
     Paper settings: GraphSAGE with 3 layers per block, clusters 25% of the nodes before each pooling
     (``clusters_per_level(max_nodes, 0.25, levels)``), 1 pooling level on small graphs (ENZYMES, PROTEINS) and 2 on
@@ -174,8 +171,6 @@ class DiffPoolNet(_DenseHierarchical):
         hidden_channels: width of the GNN blocks.
         dropout: in the MLP head.
     """
-
-    auxiliary_losses = ("link_prediction", "entropy")
 
     def __init__(self, in_channels: int, out_channels: int, num_clusters: Sequence[int], hidden_channels: int = 64,
                  dropout: float = 0.0, node_vocab: tuple[int, ...] | None = None):
@@ -191,19 +186,19 @@ class DiffPoolNet(_DenseHierarchical):
         h = self.encoder(data.x if "x" in data else None, data.num_nodes)
         x, adj, mask = _dense(h, edge_index, batch)
         x = self.first(x, adj, mask)
-        total = x.new_zeros(())
+        link, entropy = x.new_zeros(()), x.new_zeros(())
         for pool in self.pools:
             x, adj, link_loss, entropy_loss = pool(x, adj, mask)
             mask = None  # every graph has all of its clusters
-            total = total + link_loss + entropy_loss
-        self.auxiliary_loss = total
+            link, entropy = link + link_loss, entropy + entropy_loss
+        self._auxiliary = {"link_prediction": link, "entropy": entropy}
         return self.head(self.last(x, adj).mean(dim=1))
 
 
 class MinCutPoolNet(_DenseHierarchical):
     r"""MinCutPool (Bianchi et al. 2020): GCN -> per level [:class:`~gdl_graphs.nn.MinCutPool` -> dense graph
-    convolution] -> mean over the clusters -> MLP. The cut and orthogonality losses of every level are summed into
-    ``auxiliary_loss``.
+    convolution] -> mean over the clusters -> MLP. The cut and orthogonality losses of every level are summed per kind
+    in ``auxiliary_loss()``.
 
     Paper settings: ``MP(32) - Pool - MP(32) - Pool - MP(32) - GlobalAvgPool - Dense``, i.e.
     ``hidden_channels=32`` and 2 levels of clusters halving the average graph size
@@ -217,8 +212,6 @@ class MinCutPoolNet(_DenseHierarchical):
         dropout: in the MLP head.
     """
 
-    auxiliary_losses = ("mincut", "orthogonality")
-
     def __init__(self, in_channels: int, out_channels: int, num_clusters: Sequence[int], hidden_channels: int = 32,
                  dropout: float = 0.0, node_vocab: tuple[int, ...] | None = None):
         super().__init__(in_channels, out_channels, num_clusters, hidden_channels, dropout, node_vocab)
@@ -231,40 +224,42 @@ class MinCutPoolNet(_DenseHierarchical):
         edge_index, batch, _ = _graph_inputs(data)
         h = self.encoder(data.x if "x" in data else None, data.num_nodes)
         x, adj, mask = _dense(torch.relu(self.conv(h, edge_index)), edge_index, batch)
-        total = x.new_zeros(())
+        cut, ortho = x.new_zeros(()), x.new_zeros(())
         for pool, conv in zip(self.pools, self.dense_convs):
             x, adj, cut_loss, ortho_loss = pool(x, adj, mask)
             mask = None
-            total = total + cut_loss + ortho_loss
+            cut, ortho = cut + cut_loss, ortho + ortho_loss
             x = torch.relu(conv(x, adj))
-        self.auxiliary_loss = total
+        self._auxiliary = {"mincut": cut, "orthogonality": ortho}
         return self.head(x.mean(dim=1))
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Building for a benchmark (used by gdl_graphs.models.registry)
+# Building for a benchmark (builders of the entries in gdl_graphs.models.catalog)
 # ----------------------------------------------------------------------------------------------------------------
-HIERARCHICAL_TASKS = ("graph_classification", "graph_regression", "graph_multilabel")
-
-
 def node_counts(split) -> Tensor:
     """Number of nodes of every graph of a dataset split."""
     return torch.tensor([int(data.num_nodes) for data in split], dtype=torch.float64)
 
 
-def _sagpool(benchmark, options):
+def build_sagpool(entry, benchmark, options):
+    """:class:`ScorePoolNet` with SAGPooling; ``num_layers`` (as for every model) is the number of pooling blocks."""
+    options = _levels_as("num_blocks", options)
     return lambda width: ScorePoolNet(benchmark.num_features, benchmark.num_targets, width,
                                       node_vocab=benchmark.node_vocab, **options)
 
 
-def _topkpool(benchmark, options):
-    options = {"ratio": 0.8, **options}
+def build_topkpool(entry, benchmark, options):
+    """:class:`ScorePoolNet` with TopKPooling (ratio 0.8); ``num_layers`` is the number of pooling blocks."""
+    options = {"ratio": 0.8, **_levels_as("num_blocks", options)}
     return lambda width: ScorePoolNet(benchmark.num_features, benchmark.num_targets, width, pool=TopKPooling,
                                       node_vocab=benchmark.node_vocab, **options)
 
 
-def _diffpool(benchmark, options):
-    options = dict(options)
+def build_diffpool(entry, benchmark, options):
+    """:class:`DiffPoolNet`, clusters 25% of the largest training graph per level (1 level unless ``levels`` or
+    ``num_layers`` says otherwise, or an explicit ``num_clusters`` list)."""
+    options = _levels_as("levels", options)
     max_nodes = options.pop("max_nodes", None) or float(node_counts(benchmark.train).max())
     clusters = options.pop("num_clusters", None) or clusters_per_level(max_nodes, options.pop("pool_ratio", 0.25),
                                                                         options.pop("levels", 1))
@@ -272,8 +267,10 @@ def _diffpool(benchmark, options):
                                      node_vocab=benchmark.node_vocab, **options)
 
 
-def _mincut(benchmark, options):
-    options = dict(options)
+def build_mincut(entry, benchmark, options):
+    """:class:`MinCutPoolNet`, 2 levels halving the average training graph (``levels`` / ``num_layers`` /
+    ``num_clusters`` override)."""
+    options = _levels_as("levels", options)
     avg_nodes = float(node_counts(benchmark.train).mean())
     clusters = options.pop("num_clusters", None) or clusters_per_level(avg_nodes, options.pop("pool_ratio", 0.5),
                                                                         options.pop("levels", 2))
@@ -281,14 +278,9 @@ def _mincut(benchmark, options):
                                        node_vocab=benchmark.node_vocab, **options)
 
 
-HIERARCHICAL_MODELS = {
-    "sagpool": ("SAGPool_h: 3 x [GCN, SAGPooling(0.5)], readouts summed (Lee et al. 2019)", _sagpool),
-    "topkpool": ("3 x [GCN, TopKPooling(0.8)], readouts summed (Cangea et al. 2018)", _topkpool),
-    "diffpool": ("DiffPool: GraphSAGE + DiffPool to 25% of max nodes, link + entropy losses (Ying et al. 2018)",
-                 _diffpool),
-    "mincut": ("MinCutPool: GCN + 2 MinCut levels halving avg nodes, cut + ortho losses (Bianchi et al. 2020)",
-               _mincut),
-}
-"""Registered hierarchical models: one-line summary and ``builder(benchmark, options) -> make(width)``.
-``options`` are the model's constructor arguments, plus ``max_nodes`` / ``pool_ratio`` / ``levels`` (or an explicit
-``num_clusters`` list) for the dense models."""
+def _levels_as(option: str, options: dict) -> dict:
+    """``options`` with the harness-wide ``num_layers`` renamed to the model's number of coarsening levels."""
+    options = dict(options)
+    if "num_layers" in options:
+        options.setdefault(option, options.pop("num_layers"))
+    return options
