@@ -11,3 +11,7 @@ PERMUTATION_INVARIANT = "S_n-invariant"
 
 EN_EQUIVARIANT = "E(n) x S_n-equivariant"
 """Rotations, reflections, translations and node permutations (EGNN and other geometric layers)."""
+
+PERMUTATION_EQUIVARIANT_UP_TO_CLUSTERS = "S_n-equivariant up to a permutation of the clusters"
+"""Coarsening: relabelling the input nodes maps the pooled graph (features, adjacency, assignments) onto itself up to
+a relabelling of the pooled nodes (clusters); a readout after it is then :data:`PERMUTATION_INVARIANT`."""

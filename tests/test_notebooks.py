@@ -28,6 +28,7 @@ STAGED = {
     "02_molecules.ipynb": ("MoleculeNet/esol/raw/delaney-processed.csv",),
     "03_traffic.ipynb": ("traffic/MontevideoBus/montevideo_bus.json",),
     "04_equivariance.ipynb": (),
+    "05_coarsening.ipynb": (),
 }
 
 NOTEBOOKS = sorted(path.name for path in NOTEBOOK_DIR.glob("*.ipynb"))

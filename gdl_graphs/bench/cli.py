@@ -169,8 +169,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         for entry in list_models():
             recipes = f" (recipes: {', '.join(r.name for r in entry.recipes)})" if entry.recipes else ""
-            print(f"{entry.name:<20} {entry.family:<10} {entry.summary}{recipes}")
-            print(f"{'':<20} {'':<10} trains on: {', '.join(sorted(entry.tasks))}"
+            print(f"{entry.name:<20} {entry.family:<12} {entry.summary}{recipes}")
+            print(f"{'':<20} {'':<12} trains on: {', '.join(sorted(entry.tasks))}"
                   + (f"; needs: {', '.join(entry.needs())}" if entry.needs() else ""))
         print("\nPaper recipes (a model configured as its paper; use the name as a model in a suite):")
         for entry in list_models():
@@ -189,10 +189,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     rows = verify(seed=args.seed)
     width = max(len(name) for name, *_ in rows)
-    print(f"{'layer / model':<{width}}  {'symmetry group':<24}  max error  status")
+    group_width = max(len("symmetry group"), *(len(group) for _, group, *_ in rows))
+    print(f"{'layer / model':<{width}}  {'symmetry group':<{group_width}}  max error  status")
     for name, group, error, status in rows:
         shown = f"{error:.2e}" if error is not None else "-"
-        print(f"{name:<{width}}  {group:<24}  {shown:>9}  {status}")
+        print(f"{name:<{width}}  {group:<{group_width}}  {shown:>9}  {status}")
     failed = sum(status != "ok" for *_, status in rows)
     print(f"{len(rows) - failed} of {len(rows)} layers and models certified")
     return 1 if failed else 0

@@ -3,7 +3,9 @@
 
 Layers are discovered (every public ``nn.Module`` class of a module under :mod:`gdl_graphs.nn`); each is either
 certified here (:data:`LAYER_CHECKS`: how to build it and call it on the example batch) or exempt with a reason
-(:data:`EXEMPT_LAYERS`), and a test fails on a layer that is neither. Models come from the registry
+(:data:`EXEMPT_LAYERS`), and a test fails on a layer that is neither. Coarsening layers declare "equivariant up to
+a permutation of the clusters" and are checked so; each is also certified followed by a sum readout
+(:data:`POOLING_LAYERS`). Models come from the registry
 (:data:`gdl_graphs.models.MODELS`), built by its own builders for a small benchmark of each task kind in
 :data:`MODEL_TASKS`; task kinds in :data:`EXEMPT_TASKS` say why they are not checked here.
 """
@@ -19,8 +21,9 @@ from typing import Callable
 import torch
 from torch import nn
 from torch_geometric.data import Batch, Data
+from torch_geometric.utils import to_dense_adj, to_dense_batch
 
-from gdl_graphs.testing import check_symmetry
+from gdl_graphs.testing import PoolThenReadout, check_symmetry
 
 CHANNELS, EDGE_DIM = 16, 4
 
@@ -51,6 +54,20 @@ def _x_and_batch(m, d):
     return m(d.x, d.batch)
 
 
+def _pool_sparse(m, d):
+    return m(d.x, d.edge_index, d.edge_attr, d.batch)
+
+
+def _pool_weighted(m, d):  # distinct positive edge weights, so the matching has no ties
+    return m(d.x, d.edge_index, d.edge_attr[:, 0].abs(), d.batch)
+
+
+def _pool_dense(m, d):
+    """``(x [B, N, C], adj [B, N, N], mask [B, N])`` of the sparse batch, for the dense pooling layers."""
+    x, mask = to_dense_batch(d.x, d.batch)
+    return m(x, to_dense_adj(d.edge_index, d.batch, max_num_nodes=x.size(1)), mask)
+
+
 _C = CHANNELS
 LAYER_CHECKS: dict[str, tuple[Callable[[object], nn.Module], Callable | None]] = {
     # class name -> (build(module_namespace) -> layer, call(layer, data) or None for layer(x, edge_index))
@@ -74,6 +91,12 @@ LAYER_CHECKS: dict[str, tuple[Callable[[object], nn.Module], Callable | None]] =
     "LapPEEncoder": (lambda nn_: nn_.LapPEEncoder(4, _C), lambda m, d: m(d.x[:, :4], d.batch)),
     "EGNNLayer": (lambda nn_: nn_.EGNNLayer(_C, _C), lambda m, d: m(d.x, d.pos, d.edge_index, d.batch)),
     "Readout": (lambda nn_: nn_.Readout("sum"), lambda m, d: m(d.x, d.batch, d.num_graphs)),
+    # coarsening: checked equivariant up to a permutation of the pooled nodes (their declared symmetry)
+    "TopKPooling": (lambda nn_: nn_.TopKPooling(_C, ratio=0.5), _pool_sparse),
+    "SAGPooling": (lambda nn_: nn_.SAGPooling(_C, ratio=0.5), _pool_sparse),
+    "GraclusPooling": (lambda nn_: nn_.GraclusPooling("max"), _pool_weighted),
+    "DiffPool": (lambda nn_: nn_.DiffPool(_C, _C, num_clusters=4), _pool_dense),
+    "MinCutPool": (lambda nn_: nn_.MinCutPool(_C, num_clusters=4), _pool_dense),
 }
 """Layers of :mod:`gdl_graphs.nn` certified on :func:`example_batch`, by class name."""
 
@@ -85,6 +108,9 @@ EXEMPT_LAYERS: dict[str, str] = {
     "EGNN": "certified as the registered model 'egnn' (rows model:egnn (property) and (dynamics)), which calls it",
 }
 """Public layers not certified here, with the reason."""
+
+POOLING_LAYERS = ("TopKPooling", "SAGPooling", "GraclusPooling", "DiffPool", "MinCutPool")
+"""The coarsening layers of :data:`LAYER_CHECKS`, also certified followed by a sum readout (invariant)."""
 
 MODEL_TASKS = {"graph_regression": "property", "dynamics": "dynamics"}
 """Task kinds a registered model is certified on (as a graph-level invariant or a position-predicting network),
@@ -149,8 +175,21 @@ def model_entries() -> list[Entry]:
     return entries
 
 
+def pooling_readout_entries() -> list[Entry]:
+    """Each coarsening layer of :data:`POOLING_LAYERS` followed by a sum over its pooled nodes, checked invariant
+    (the layer itself is certified up to a permutation of its clusters through :data:`LAYER_CHECKS`)."""
+    namespaces = {name: importlib.import_module(cls.__module__) for name, cls in public_layers().items()}
+    entries = []
+    for name in POOLING_LAYERS:
+        build, call = LAYER_CHECKS[name]
+        entries.append(Entry(f"{name} + sum readout",
+                             lambda build=build, call=call, ns=namespaces[name]: PoolThenReadout(build(ns), call),
+                             call=lambda m, d: m(d)))
+    return entries
+
+
 def all_entries() -> list[Entry]:
-    return layer_entries() + model_entries()
+    return layer_entries() + pooling_readout_entries() + model_entries()
 
 
 def example_batch(seed: int = 0) -> Batch:

@@ -6,6 +6,8 @@
 - :class:`GraphNet` (:mod:`~gdl_graphs.models.graph_net`): encoder -> L x [layer, norm, activation, residual,
   dropout] -> invariant readout -> head, for graph and node tasks, with a virtual-node option.
 - :mod:`~gdl_graphs.models.geometric`: the EGNN on PyG batches.
+- :mod:`~gdl_graphs.models.hierarchical`: coarsening models (SAGPool / TopK, DiffPool, MinCutPool); their entries
+  declare their auxiliary losses, which the task kinds add to the task loss.
 - :mod:`~gdl_graphs.models.temporal`: spatio-temporal forecasting models (DCRNN, STGCN, Graph WaveNet, baselines).
 """
 
@@ -14,8 +16,10 @@ from gdl_graphs.models.registry import (MODELS, LayerSpec, ModelEntry, Recipe, b
                                         register, width_for_budget)
 from gdl_graphs.models.graph_net import DynamicsGNN, FeatureEncoder, GraphNet, in_degree_histogram
 from gdl_graphs.models.geometric import EGNNOnData
+from gdl_graphs.models.hierarchical import DiffPoolNet, MinCutPoolNet, ScorePoolNet
 from gdl_graphs.models import catalog  # noqa: F401  (fills MODELS)
 
-__all__ = ["MODELS", "DynamicsGNN", "EGNNOnData", "FeatureEncoder", "GraphNet", "LayerSpec", "ModelEntry", "Recipe",
-           "build_model", "compatible", "count_parameters", "get_model", "incompatibility", "in_degree_histogram",
-           "list_models", "parse_budget", "register", "width_for_budget"]
+__all__ = ["MODELS", "DiffPoolNet", "DynamicsGNN", "EGNNOnData", "FeatureEncoder", "GraphNet", "LayerSpec",
+           "MinCutPoolNet", "ModelEntry", "Recipe", "ScorePoolNet", "build_model", "compatible", "count_parameters",
+           "get_model", "incompatibility", "in_degree_histogram", "list_models", "parse_budget", "register",
+           "width_for_budget"]

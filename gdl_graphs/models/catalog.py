@@ -13,6 +13,7 @@ from torch import nn
 from gdl_graphs.data.benchmark import Benchmark, benchmark_is_single_graph
 from gdl_graphs.models.geometric import EGNNOnData
 from gdl_graphs.models.graph_net import DynamicsGNN, GraphNet, in_degree_histogram
+from gdl_graphs.models.hierarchical import build_diffpool, build_mincut, build_sagpool, build_topkpool
 from gdl_graphs.models.recipes import RECIPES
 from gdl_graphs.models.registry import LayerSpec, ModelEntry, register
 from gdl_graphs.models.temporal import DCRNN, STGCN, GraphWaveNet, HistoricalAverage, LastValue
@@ -23,6 +24,9 @@ from gdl_graphs.nn.equivariant import EGNN
 GRAPH_TASKS = frozenset({"graph_classification", "graph_regression", "graph_multilabel", "node_classification",
                          "dynamics"})
 """Task kinds of the blueprint :class:`GraphNet` (on ``dynamics`` it is the non-equivariant baseline)."""
+
+GRAPH_LEVEL_TASKS = frozenset({"graph_classification", "graph_regression", "graph_multilabel"})
+"""Task kinds of the hierarchical (coarsening) models: one prediction per graph."""
 
 
 def _mlp(in_channels: int, out_channels: int, factor: int = 1) -> nn.Sequential:
@@ -113,6 +117,11 @@ def _graph(name: str, summary: str, layer: LayerSpec) -> ModelEntry:
                       uses_edge_features=layer.takes_edge_attr, recipes=RECIPES.get(name, ()))
 
 
+def _hierarchical(name: str, summary: str, build, **declared) -> ModelEntry:
+    return ModelEntry(name, "hierarchical", summary, GRAPH_LEVEL_TASKS, build, recipes=RECIPES.get(name, ()),
+                      **declared)
+
+
 def _temporal(name: str, summary: str, module: type[nn.Module], **declared) -> ModelEntry:
     return ModelEntry(name, "temporal", summary, frozenset({"forecasting"}), _forecaster, module=module,
                       sized_by_budget=False, **declared)
@@ -144,6 +153,13 @@ ENTRIES = [
                recipes=RECIPES.get("mlp", ())),
     ModelEntry("egnn", "geometric", "EGNN, E(n)-equivariant (Satorras et al. 2021); needs pos",
                frozenset({"dynamics", "graph_regression"}), _egnn, needs_pos=True, uses_edge_features=True),
+    _hierarchical("sagpool", "SAGPool_h: 3 x [GCN, SAGPooling(0.5)], readouts summed (Lee et al. 2019)",
+                  build_sagpool),
+    _hierarchical("topkpool", "3 x [GCN, TopKPooling(0.8)], readouts summed (Cangea et al. 2018)", build_topkpool),
+    _hierarchical("diffpool", "DiffPool: GraphSAGE + DiffPool to 25% of max nodes (Ying et al. 2018)",
+                  build_diffpool, aux_losses=("link_prediction", "entropy")),
+    _hierarchical("mincut", "MinCutPool: GCN + 2 MinCut levels halving avg nodes (Bianchi et al. 2020)",
+                  build_mincut, aux_losses=("mincut", "orthogonality")),
     _temporal("dcrnn", "DCRNN: diffusion-convolutional GRU encoder-decoder (Li et al. 2018)", DCRNN,
               width_option="hidden_channels", teacher_forcing=True),
     _temporal("stgcn", "STGCN: gated temporal conv + Chebyshev graph conv (Yu et al. 2018)", STGCN,

@@ -108,7 +108,7 @@ class ModelEntry:
 
     Attributes:
         name: the name used in suites and on the command line.
-        family: ``graph`` / ``geometric`` / ``temporal`` (for listings).
+        family: ``graph`` / ``geometric`` / ``hierarchical`` / ``temporal`` (for listings).
         summary: one line for listings.
         tasks: the task kinds (:data:`~gdl_graphs.data.TASKS`) it trains on.
         build: ``build(entry, benchmark, options) -> make(width)`` returning a module of that width.
