@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from gdl_graphs.bench.cli import main
-from gdl_graphs.bench.config import ConfigError, RunConfig, parse_suite, shard
+from gdl_graphs.bench.config import ConfigError, RunConfig, shard
+from gdl_graphs.bench.suite import parse_suite
 from gdl_graphs.bench.store import ResultStore
 from gdl_graphs.bench.tasks import GraphMultilabel, average_precision, make_task, roc_auc
 from gdl_graphs.bench.training import train_run

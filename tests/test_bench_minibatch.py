@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from gdl_graphs.bench.config import ConfigError, RunConfig, parse_suite
+from gdl_graphs.bench.config import ConfigError, RunConfig
+from gdl_graphs.bench.suite import parse_suite
 from gdl_graphs.bench.minibatch import SamplerSettings
 from gdl_graphs.bench.training import train_run
 from gdl_graphs.data.benchmark import Benchmark

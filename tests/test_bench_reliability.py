@@ -20,7 +20,8 @@ from gdl_graphs.bench import compare, train
 from gdl_graphs.bench import runner as runner_module
 from gdl_graphs.bench.checkpoint import RunFiles, save_checkpoint
 from gdl_graphs.bench.cli import main
-from gdl_graphs.bench.config import ConfigError, RunConfig, StoreError, parse_suite
+from gdl_graphs.bench.config import ConfigError, RunConfig, StoreError
+from gdl_graphs.bench.suite import parse_suite
 from gdl_graphs.bench.runner import run_all
 from gdl_graphs.bench.store import SCHEMA_VERSION, ResultStore
 

@@ -118,7 +118,7 @@ def test_the_task_adds_the_declared_auxiliary_losses_of_a_registered_model(name)
 def test_the_pooling_suite_parses():
     import yaml
 
-    from gdl_graphs.bench.config import parse_suite
+    from gdl_graphs.bench.suite import parse_suite
 
     meta, runs = parse_suite(yaml.safe_load((Path(__file__).parent.parent / "benchmarks" / "pooling.yaml").read_text()))
     assert meta["name"] == "pooling"

@@ -15,7 +15,8 @@ from torch_geometric import nn as pyg_nn
 from torch_geometric.data import Batch, Data
 
 from gdl_graphs.bench.cli import main
-from gdl_graphs.bench.config import LATER_FIELDS, ConfigError, RunConfig, load_suite, parse_suite
+from gdl_graphs.bench.config import LATER_FIELDS, ConfigError, RunConfig
+from gdl_graphs.bench.suite import load_suite, parse_suite
 from gdl_graphs.bench.protocols import _best_mean_epoch
 from gdl_graphs.bench.reproductions import render
 from gdl_graphs.bench.runner import configure_threads, default_threads, run_experiments

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gdl_graphs.bench.config import DEFAULT_KEYS, EXPERIMENT_KEYS, MAX_VALUES, SUITE_KEYS, ConfigError, parse_suite
+from gdl_graphs.bench.config import DEFAULT_KEYS, EXPERIMENT_KEYS, MAX_VALUES, SUITE_KEYS, ConfigError
+from gdl_graphs.bench.suite import parse_suite
 
 MODELS = ["gcn", "gin", "sage", "gat"]
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)

@@ -11,7 +11,8 @@ import pytest
 import torch
 import yaml
 
-from gdl_graphs.bench.config import RunConfig, load_suite, parse_suite
+from gdl_graphs.bench.config import RunConfig
+from gdl_graphs.bench.suite import load_suite, parse_suite
 from gdl_graphs.bench.runner import run_all
 from gdl_graphs.bench.store import ResultStore
 from gdl_graphs.bench.training import train_run

@@ -26,7 +26,8 @@ def _csv(kind):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from gdl_graphs.bench.config import check_overrides, load_suite, shard
+    from gdl_graphs.bench.config import check_overrides, shard
+    from gdl_graphs.bench.suite import load_suite
     from gdl_graphs.bench.distributed import DistributedContext
     from gdl_graphs.bench.protocols import expand_protocol
     from gdl_graphs.bench.report import markdown, outcomes, protocol_markdown, summarize
@@ -148,7 +149,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report_protocols(args: argparse.Namespace) -> int:
-    from gdl_graphs.bench.config import load_suite
+    from gdl_graphs.bench.suite import load_suite
     from gdl_graphs.bench.report import protocol_markdown
     from gdl_graphs.bench.store import ResultStore
 

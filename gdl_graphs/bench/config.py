@@ -31,9 +31,6 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import yaml
 
 from gdl_graphs.bench.options import dataset_option_names, model_option_names, unknown_names
 
@@ -165,7 +162,7 @@ def _check_range(key: str, value, where: str) -> None:
         refuse("a positive parameter count")
 
 
-def _check_type(key: str, value, where: str):
+def check_setting(key: str, value, where: str):
     expected = FIELD_TYPES[key]
     accepts_float = expected is float or (isinstance(expected, tuple) and float in expected)
     if accepts_float and isinstance(value, int) and not isinstance(value, bool):
@@ -281,7 +278,7 @@ def expand_experiment(experiment: dict, defaults: dict, where: str = "") -> list
     if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
         raise ConfigError(f"{where}models: expected a model name or a non-empty list of names, got {models!r}")
     dataset = check_names(dataset, models, where)
-    own = {key: _check_type(key, experiment[key], where) for key in DEFAULT_KEYS & set(experiment)}
+    own = {key: check_setting(key, experiment[key], where) for key in DEFAULT_KEYS & set(experiment)}
     settings = {**defaults, **own}
     if settings.get("sampler") is not None:
         _check_sampler_fits(dataset, where)
@@ -347,54 +344,6 @@ def num_folds(dataset: str, options: dict, where: str = "") -> int:
     return folds
 
 
-def load_suite(path: str | Path, overrides: dict | None = None) -> tuple[dict, list[RunConfig]]:
-    """Parse and validate a suite file; ``overrides`` (command-line knobs) replace its defaults and experiments'
-    settings. Returns the suite's header (name, db) and its runs."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"suite file {str(path)!r} does not exist")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8") from None
-    try:
-        suite = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    return parse_suite(suite, overrides, source=str(path))
-
-
-def parse_suite(suite, overrides: dict | None = None, source: str = "suite") -> tuple[dict, list[RunConfig]]:
-    """Validate a suite given as a mapping (see the module docstring)."""
-    if not isinstance(suite, dict):
-        raise ConfigError(f"{source}: expected a mapping with 'experiments', got {type(suite).__name__}")
-    check_plain(suite, "")
-    unknown = sorted(set(suite) - SUITE_KEYS)
-    if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown key (allowed: {', '.join(sorted(SUITE_KEYS))})")
-    for key in ("name", "description", "db"):
-        if suite.get(key) is not None and not isinstance(suite[key], str):
-            raise ConfigError(f"{key}: expected a string, got {type(suite[key]).__name__} {suite[key]!r}")
-    defaults_in = suite.get("defaults") or {}
-    if not isinstance(defaults_in, dict):
-        raise ConfigError("defaults: expected a mapping")
-    unknown = sorted(set(defaults_in) - DEFAULT_KEYS)
-    if unknown:
-        raise ConfigError(f"defaults.{unknown[0]}: unknown key (allowed: {', '.join(sorted(DEFAULT_KEYS))})")
-    defaults = {key: _check_type(key, value, "defaults.") for key, value in defaults_in.items()}
-    experiments = suite.get("experiments")
-    if not isinstance(experiments, list) or not experiments:
-        raise ConfigError("experiments: expected a non-empty list")
-    from gdl_graphs.bench.protocols import expand_protocol
-
-    parsed = []
-    for i, experiment in enumerate(experiments):
-        parsed.extend(expand_protocol(experiment, defaults, f"experiments[{i}].", overrides or {}))
-    runs = [run for experiment in parsed for run in experiment.runs]
-    header = {"name": suite.get("name", Path(source).stem), "db": suite.get("db"), "experiments": parsed}
-    return header, runs
-
-
 def check_overrides(overrides: dict, where: str = "--") -> dict:
     """Validate command-line (or Python API) overrides (``None`` values are dropped)."""
     for key in overrides:
@@ -402,7 +351,7 @@ def check_overrides(overrides: dict, where: str = "--") -> dict:
             hint = difflib.get_close_matches(key, sorted(DEFAULT_KEYS), n=1)
             raise ConfigError(f"{where}{key}: unknown setting" + (f" (did you mean {hint[0]!r}?)" if hint else "")
                               + f"; allowed: {', '.join(sorted(DEFAULT_KEYS))}")
-    return {key: _check_type(key, value, where) for key, value in overrides.items() if value is not None}
+    return {key: check_setting(key, value, where) for key, value in overrides.items() if value is not None}
 
 
 def shard(runs: list[RunConfig], spec: str | None) -> list[RunConfig]:

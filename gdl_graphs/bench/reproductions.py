@@ -24,7 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from gdl_graphs.bench.config import ConfigError, check_overrides, load_suite
+from gdl_graphs.bench.config import ConfigError, check_overrides
+from gdl_graphs.bench.suite import load_suite
 from gdl_graphs.bench.report import detail_lines, percent, scaled
 
 BUDGET_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "budget": "--budget",
