@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -258,19 +259,51 @@ def test_sigkill_midway_loses_nothing_and_recomputes_nothing(tmp_path):
 # --------------------------------------------------------------------------------------------------------- DDP
 
 
+def _fresh_mutag_root(staged_root: Path, tmp_path: Path) -> Path:
+    """A data root holding MUTAG's raw files and no processed cache (what a fresh checkout has)."""
+    require_staged(staged_root, "MUTAG/raw")
+    root = tmp_path / "data"
+    shutil.copytree(staged_root / "MUTAG" / "raw", root / "MUTAG" / "raw")
+    return root
+
+
+def _torchrun(args: list[str], timeout: float, script: list[str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("PYTEST_CURRENT_TEST", None)  # PyG prints its "Processing..." only outside pytest
+    command = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2",
+               *(script or ["-m", "gdl_graphs.bench.cli"]), *args]
+    try:
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired as hung:
+        pytest.fail(f"torchrun hung for {timeout} s; its stderr:\n{(hung.stderr or b'').decode()[-3000:]}")
+
+
 @pytest.mark.data
 def test_ddp_with_two_cpu_processes(staged_root, tmp_path):
-    require_staged(staged_root, "MUTAG/raw")
+    # both ranks load MUTAG into a root with no processed cache yet: the first builds it, the second waits and reads
+    # it (without the data root's build lock, rank 1 read a half-written data.pt, failed, and rank 0 hung)
+    root = _fresh_mutag_root(staged_root, tmp_path)
     db = tmp_path / "ddp.sqlite"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "gdl_graphs.bench.cli", "run",
-         "--dataset", "MUTAG", "--models", "gin", "--epochs", "2", "--batch-size", "16", "--device", "cpu",
-         "--db", str(db), "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+    result = _torchrun(["run", "--dataset", "MUTAG", "--models", "gin", "--epochs", "2", "--batch-size", "16",
+                        "--device", "cpu", "--db", str(db), "--data-root", str(root), "--no-progress"], timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("Processing...") == 1, result.stderr[-3000:]  # one rank built the cache
     rows = ResultStore(db).rows()
     assert len(rows) == 1 and rows[0]["epochs_run"] == 2 and rows[0]["device"] == "cpu"
     assert result.stdout.count("| MUTAG | gin |") == 1  # only rank 0 reports
+
+
+@pytest.mark.data
+def test_ddp_run_failing_on_one_rank_stops_the_job(staged_root, tmp_path):
+    # rank 1 fails while rank 0 waits for it in a collective: the job must end (non-zero), not hang
+    require_staged(staged_root, "MUTAG/raw")
+    db = tmp_path / "ddp.sqlite"
+    result = _torchrun(["run", "--dataset", "MUTAG", "--models", "gin", "--epochs", "2", "--batch-size", "16",
+                        "--device", "cpu", "--db", str(db), "--no-progress"], timeout=240,
+                       script=[str(Path(__file__).parent / "fixtures" / "ddp_rank_fails.py")])
+    assert result.returncode != 0
+    assert "injected failure on rank 1" in result.stderr, result.stderr[-3000:]
+    assert ResultStore(db).rows() == []  # nothing stored as done; the run is left to the next `gdl-bench run`
 
 
 def test_only_selects_part_of_a_suite(tmp_path, capsys):

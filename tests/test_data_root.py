@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
 import pytest
 
 from gdl_graphs.data import DATA_ENV, data_root, default_root, export_data_root, load_benchmark
+from gdl_graphs.data.build_lock import building
 from gdl_graphs.data.root import CHECKOUT_ROOT
 from tests.fixtures.staged import require_staged
 
@@ -105,3 +107,20 @@ def test_loading_ogb_files_keeps_pyg_classes_allowlisted(tmp_path):
 
     seen = _ogb_dataset(lambda name, root: Data in torch.serialization.get_safe_globals(), tmp_path)
     assert seen and Data in torch.serialization.get_safe_globals()
+
+
+def test_build_lock_makes_another_process_wait(tmp_path):
+    # a second process loading into the same root waits until the first one has finished (see build_lock.py)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom gdl_graphs.data.build_lock import building\n"
+                               "with building(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(2)\n"
+                               "print('released', flush=True)", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    started = time.monotonic()
+    with building(tmp_path):
+        waited = time.monotonic() - started
+        assert holder.stdout.readline().strip() == "released"  # it let go before this process got in
+    assert holder.wait(timeout=60) == 0 and waited > 0.5
+    with building(tmp_path), building(tmp_path):  # re-entrant within one process (a load inside a load)
+        pass

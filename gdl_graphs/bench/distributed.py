@@ -65,6 +65,14 @@ class DistributedContext:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def mean(self, value: float) -> float:
+        """The mean of ``value`` over the ranks (``value`` itself when not distributed); NaN when any rank's is."""
+        if not self.active:
+            return value
+        total = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
+        dist.all_reduce(total)
+        return total.item() / self.world_size
+
     def barrier(self) -> None:
         if self.active:
             dist.barrier()

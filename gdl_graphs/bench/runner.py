@@ -223,11 +223,14 @@ def _execute(run: RunConfig, store: ResultStore, files: RunFiles, cache: Benchma
             if main:
                 store.release(run.key, owner)
             raise
-        except Exception as error:  # a bug or a resource error in one run must not stop the suite
+        except Exception as error:  # a bug or a resource error in one run must not stop the suite ...
             if main:
                 store.mark(run, "failed", f"{type(error).__name__}: {error}", None, suite)
                 log(f"[gdl-bench]   {run.label()} failed (stored as failed; the next `gdl-bench run` tries it "
                     f"again, from its checkpoint):\n{traceback.format_exc()}")
+            if context.active:  # ... except under torchrun: the other ranks may wait for this one in a collective
+                # forever, so this process exits and torchrun stops the job (a worker on the store takes it over)
+                raise
             return None
         result.suite = suite
         if main:

@@ -67,7 +67,8 @@ def _postfix(value) -> str:
 @dataclass
 class Session:
     """What one run trains with: the model (and its distributed wrapper), the task loop, the optimiser and
-    scheduler (``None`` for a model without weights), the autocast context and the device."""
+    scheduler (``None`` for a model without weights), the autocast context, the device and the process's place in a
+    data-parallel job."""
 
     model: torch.nn.Module
     wrapped: torch.nn.Module
@@ -77,6 +78,7 @@ class Session:
     autocast: Callable
     device: torch.device
     params: int
+    context: DistributedContext
 
     @property
     def trainable(self) -> bool:
@@ -133,7 +135,7 @@ def set_up(config: RunConfig, benchmark: Benchmark, context: DistributedContext)
     scheduler = make_scheduler(optimizer, config, task.higher_is_better) if trainable else None
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
         else contextlib.nullcontext
-    return Session(model, wrapped, task, optimizer, scheduler, autocast, device, params)
+    return Session(model, wrapped, task, optimizer, scheduler, autocast, device, params, context)
 
 
 def resume(session: Session, config: RunConfig, checkpoint: Path | None) -> dict:
@@ -161,7 +163,9 @@ def train_epoch(session: Session, config: RunConfig, state: dict) -> tuple[float
     count epochs without improvement. Returns ``(training loss, validation metric)``."""
     task = session.task
     started = time.perf_counter()
-    loss = task.train_epoch(session.wrapped, session.optimizer, config.grad_clip, session.autocast)
+    # every rank must see the same loss: a NaN on one rank alone would stop it while the others wait in a collective
+    loss = session.context.mean(task.train_epoch(session.wrapped, session.optimizer, config.grad_clip,
+                                                 session.autocast))
     state["train_seconds"].append(time.perf_counter() - started)
     metrics = {split: task.evaluate(session.model, split) for split in ("val", "test")}
     value = metrics["val"][task.metric]

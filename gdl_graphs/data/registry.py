@@ -7,9 +7,11 @@ import importlib
 import inspect
 import os
 from inspect import Parameter
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from gdl_graphs.data.benchmark import Benchmark
+from gdl_graphs.data.build_lock import building
 from gdl_graphs.data.root import check_dataset_name, data_root
 
 
@@ -168,14 +170,20 @@ def load_benchmark(name: str, root: str | os.PathLike | None = None, **options) 
     (``<root>/TU_gin_format/NAME.zip``) with that repository's folds. ``NAME`` must be a plain name (no path
     separators, no ``..``).
     """
+    resolved = data_root(root)
+    with building(resolved):  # concurrent processes (DDP ranks, suite workers) must not build one cache twice
+        return _load(name, resolved, options)
+
+
+def _load(name: str, root: Path, options: dict) -> Benchmark:
     prefix, _, rest = str(name).partition(":")
     if rest and prefix.lower() == "tu":
         from gdl_graphs.data.social import load_tu
 
         options.setdefault("use_node_attr", True)
-        return load_tu(data_root(root), check_dataset_name(rest), **options)
+        return load_tu(root, check_dataset_name(rest), **options)
     if rest and prefix.lower() == "gin":
         from gdl_graphs.data.social import load_gin_format
 
-        return load_gin_format(data_root(root), check_dataset_name(rest), **options)
+        return load_gin_format(root, check_dataset_name(rest), **options)
     return get_spec(name).load(root, **options)
