@@ -258,7 +258,7 @@ def test_reproduction_suites_parse(path):
         if "unknown dataset 'peptides-func'" in str(error):
             pytest.skip("the Peptides-func loader has not landed on this branch")
         raise
-    assert runs and header["db"].startswith("results/reproduce/")
+    assert runs and header["db"].startswith("benchmarks/results/stores/")
 
 
 def test_swapping_the_dataset_runs_the_same_protocol(tmp_path):
@@ -301,6 +301,16 @@ def test_reproductions_page_from_stored_runs(tmp_path, monkeypatch):
     assert "gdl-bench report --reproductions" in page and "## Provenance" in page
     assert main(["report", "--reproductions", str(published), "--output", "out.md"]) == 0
     assert Path("out.md").read_text().startswith("# T")
+
+
+def test_committed_reproductions_page_is_generated_from_the_committed_stores(monkeypatch):
+    # benchmarks/results/reproductions.md is exactly what its stated command writes from benchmarks/results/stores/
+    repository = REPRODUCE.parents[1]
+    monkeypatch.chdir(repository)
+    page_path = "benchmarks/results/reproductions.md"
+    page = Path(page_path).read_text()
+    assert "gdl-bench report --reproductions benchmarks/reproduce/published.yaml --output " + page_path in page
+    assert render("benchmarks/reproduce/published.yaml", output=page_path) == page
 
 
 def test_threads_default_to_cores_over_local_processes():
