@@ -306,6 +306,19 @@ def test_ddp_run_failing_on_one_rank_stops_the_job(staged_root, tmp_path):
     assert ResultStore(db).rows() == []  # nothing stored as done; the run is left to the next `gdl-bench run`
 
 
+def test_cpu_runs_record_their_thread_count(tmp_path):
+    # results depend on torch's intra-op threads (float reduction order), so each stored CPU run says how many it had
+    db = tmp_path / "r.sqlite"
+    before = torch.get_num_threads()
+    try:
+        assert main(["run", "--dataset", "KarateClub", "--models", "gcn", "--epochs", "1", "--threads", "1",
+                     "--db", str(db), "--no-progress"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    [row] = ResultStore(db).rows()
+    assert row["device"] == "cpu" and row["threads"] == 1
+
+
 def test_only_selects_part_of_a_suite(tmp_path, capsys):
     suite = tmp_path / "suite.yaml"
     suite.write_text("defaults: {epochs: 1}\nexperiments:\n  - dataset: KarateClub\n    models: [gcn, gin, sage]\n")

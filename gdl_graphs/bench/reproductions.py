@@ -135,7 +135,7 @@ def render(path: str | Path, output: str | None = None) -> str:
         for run in experiment.runs:
             if run.key in rows:
                 provenance.add((rows[run.key]["code_version"], rows[run.key]["torch_version"],
-                                rows[run.key]["pyg_version"], rows[run.key]["device"]))
+                                rows[run.key]["pyg_version"], rows[run.key]["device"], rows[run.key]["threads"] or 0))
         if entry.get("note"):
             details.append(f"\n{entry['dataset']} / {entry['model']}: {entry['note'].strip()}")
     if not_run:
@@ -146,7 +146,8 @@ def render(path: str | Path, output: str | None = None) -> str:
     if provenance:
         lines += ["", "## Provenance of the stored runs", ""]
         lines += [f"- gdl_graphs {code}, torch {torch_version}, PyG {pyg}, {device}"
-                  for code, torch_version, pyg, device in sorted(provenance)]
+                  + (f" ({threads} thread{'s' if threads > 1 else ''})" if threads else "")
+                  for code, torch_version, pyg, device, threads in sorted(provenance)]
     return "\n".join(lines) + "\n"
 
 

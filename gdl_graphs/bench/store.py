@@ -2,7 +2,7 @@
 
 A row holds the run's identity (config and its hash, the primary key) and its state: ``pending`` -> ``running``
 (claimed by one worker, with a lease that the worker renews) -> ``done`` / ``diverged`` / ``failed``. Done rows hold
-the code and library versions, the device, the parameter count, the best validation epoch, the metrics of every
+the code and library versions, the device (and CPU threads), the parameter count, the best validation epoch, the metrics of every
 split at that epoch, the learning curve and the time per epoch; diverged and failed rows the epoch and a message.
 
 Workers that share a database claim runs with an atomic conditional ``UPDATE`` (after ``SELECT ... FOR UPDATE
@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 import gdl_graphs
 from gdl_graphs.bench.config import ConfigError
 
-SCHEMA_VERSION = 2  # 1: the unversioned table of finished runs; 2: run states, leases, messages
+SCHEMA_VERSION = 3  # 1: the unversioned table of finished runs; 2: run states, leases, messages; 3: threads
 FINAL_STATES = ("done", "diverged")  # a failed run is tried again by the next `gdl-bench run`
 
 metadata = sa.MetaData()
@@ -49,6 +49,7 @@ RUNS = sa.Table(
     sa.Column("torch_version", sa.Text),
     sa.Column("pyg_version", sa.Text),
     sa.Column("device", sa.Text),
+    sa.Column("threads", sa.Integer),  # torch intra-op threads on CPU: float sums, and so results, depend on it
     sa.Column("params", sa.Integer),
     sa.Column("metric", sa.Text),
     sa.Column("best_epoch", sa.Integer),
@@ -92,6 +93,7 @@ class RunResult:
     metrics: dict
     curve: list
     suite: str | None = None
+    threads: int | None = None  # torch intra-op threads of a CPU run (its float reduction order depends on them)
     model_object: Any = field(default=None, repr=False, compare=False)  # the trained module (not stored)
 
 
@@ -351,6 +353,7 @@ class ResultStore:
             "suite": result.suite, "dataset": result.dataset, "model": result.model,
             "seed": result.seed, "fold": result.fold, "config": result.config, "code_version": self._version,
             "torch_version": torch.__version__, "pyg_version": torch_geometric.__version__, "device": result.device,
+            "threads": result.threads,
             "params": result.params, "metric": result.metric, "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "sec_per_epoch": result.sec_per_epoch, "val": result.val,
             "test": result.test, "metrics": json.dumps(result.metrics), "curve": json.dumps(result.curve),

@@ -202,7 +202,8 @@ def to_result(session: Session, config: RunConfig, state: dict) -> RunResult:
         config=config.to_json(), device=str(session.device), params=session.params, metric=metric,
         best_epoch=state["best_epoch"], epochs_run=state["epoch"],
         sec_per_epoch=float(np.mean(seconds)) if seconds else 0.0, val=float(best["val"][metric]),
-        test=float(best["test"][metric]), metrics=best, curve=state["curve"], model_object=session.model)
+        test=float(best["test"][metric]), metrics=best, curve=state["curve"], model_object=session.model,
+        threads=torch.get_num_threads() if session.device.type == "cpu" else None)
 
 
 def train_run(config: RunConfig, benchmark: Benchmark, checkpoint: Path | None = None, progress: bool = True,
