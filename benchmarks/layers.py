@@ -4,9 +4,15 @@
     python benchmarks/layers.py --device cuda --sizes 1000000:16000000:128
     python benchmarks/layers.py --markdown benchmarks/results/layers.md
     python benchmarks/layers.py --compile --no-cora --sizes 10000:200000:64   # ours: eager vs torch.compile
+    python benchmarks/layers.py --no-cora --sizes "" --molecular 128:15:35:128   # a new molecular batch per call
 
 Every timed call of a gdl_graphs layer starts from an empty adjacency cache, so the CSR build is part of each
 measurement. Times are medians over ``--repeats`` runs after one warm-up run; the ratio is PyG time / our time.
+
+``--molecular GRAPHS:MIN:MAX:CHANNELS`` adds the workload of graph classification on molecules: every call (warm-up
+and timed) gets a *new* batch of GRAPHS molecule-like graphs of MIN-MAX atoms (a chain plus ring bonds, both
+directions, grouped by graph as PyG's ``Batch`` lays them out), so nothing about the graph can be reused between
+calls, as in training.
 
 ``--compile`` times our layers eager and under ``torch.compile`` (Inductor) instead, in the same run on the same
 inputs (compilation happens in two warm-up runs outside the timing); the ratio is eager time / compiled time, so
@@ -86,6 +92,33 @@ def random_graph(num_nodes: int, num_edges: int, channels: int, device: torch.de
     return x.to(device), edge_index.to(device), edge_attr.to(device)
 
 
+class MolecularBatches:
+    """An endless supply of new molecule-like batches (``x``, ``edge_index``, ``edge_attr``), one per call."""
+
+    def __init__(self, graphs: int, low: int, high: int, channels: int, device: torch.device, seed: int = 0):
+        self.graphs, self.low, self.high, self.channels, self.device = graphs, low, high, channels, device
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def next(self):
+        g = self.generator
+        sizes = torch.randint(self.low, self.high + 1, (self.graphs,), generator=g)
+        offsets = torch.cumsum(sizes, 0) - sizes
+        edges = []
+        for size, offset in zip(sizes.tolist(), offsets.tolist()):
+            chain = torch.stack([torch.arange(size - 1), torch.arange(1, size)])
+            rings = torch.randint(0, size, (2, max(size // 6, 1)), generator=g)  # ring closures / branches
+            rings = rings[:, rings[0] != rings[1]]
+            bonds = torch.cat([chain, rings], dim=1) + offset
+            edges.append(torch.cat([bonds, bonds.flip(0)], dim=1))
+        edge_index = torch.cat(edges, dim=1)
+        x = torch.randn(int(sizes.sum()), self.channels, generator=g)
+        edge_attr = torch.randn(edge_index.size(1), EDGE_DIM, generator=g)
+        return x.to(self.device), edge_index.to(self.device), edge_attr.to(self.device)
+
+    def __call__(self):
+        return self.next()
+
+
 def cora(device: torch.device, root: str | None, channels: int = 64):
     """The Cora graph with its 1433 bag-of-words features projected to ``channels`` (a hidden layer's width) by a
     fixed random matrix: the layers are timed as they run inside a network, not on the raw input width."""
@@ -105,25 +138,27 @@ def cora(device: torch.device, root: str | None, channels: int = 64):
 COMPILED_LAYERS = ("GCNConv", "SAGEConv", "GINConv", "GATConv", "GINEConv", "PNAConv")
 
 
-def time_fwd_bwd(layer, x, edge_index, edge_attr, repeats: int, ours: bool, warmups: int = 1) -> float:
-    """Median seconds of one forward+backward pass (input gradient included), after ``warmups`` untimed runs."""
-    def step():
+def time_fwd_bwd(layer, inputs, repeats: int, ours: bool, edge: bool, warmups: int = 1) -> float:
+    """Median seconds of one forward+backward pass (input gradient included), after ``warmups`` untimed runs.
+    ``inputs`` holds the ``(x, edge_index, edge_attr)`` of each call (``warmups + repeats`` of them: the same graph
+    repeated, or a new molecular batch each time)."""
+    def step(x, edge_index, edge_attr):
         if ours:
             aggregate.clear_cache()  # the CSR build is part of every measurement
         xin = x.detach().requires_grad_()
-        out = layer(xin, edge_index, edge_attr) if edge_attr is not None else layer(xin, edge_index)
+        out = layer(xin, edge_index, edge_attr) if edge else layer(xin, edge_index)
         out.sum().backward()
 
-    def timed():
-        _sync(x.device)
+    def timed(call):
+        _sync(call[0].device)
         start = time.perf_counter()
-        step()
-        _sync(x.device)
+        step(*call)
+        _sync(call[0].device)
         return time.perf_counter() - start
 
-    for _ in range(warmups):
-        step()
-    return statistics.median(timed() for _ in range(repeats))
+    for call in inputs[:warmups]:
+        step(*call)
+    return statistics.median(timed(call) for call in inputs[warmups:warmups + repeats])
 
 
 def _sync(device: torch.device) -> None:
@@ -137,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="100000:1600000:64",
                         help="comma-separated NODES:EDGES:CHANNELS random graphs (default: 100000:1600000:64)")
     parser.add_argument("--no-cora", action="store_true", help="skip the Cora graph")
+    parser.add_argument("--molecular", default="", help="comma-separated GRAPHS:MIN:MAX:CHANNELS: a new batch of "
+                        "GRAPHS molecule-like graphs of MIN-MAX atoms on every call (e.g. 128:15:35:128)")
     parser.add_argument("--layers", default="", help="comma-separated subset of layer names")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (default: 3)")
     parser.add_argument("--data-root", default=None, help="data root holding Cora/raw (default: $GDL_DATA)")
@@ -155,8 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     for spec in filter(None, args.sizes.split(",")):
         n, e, c = (int(v) for v in spec.split(":"))
         graphs.append((f"random {n:,} / {e:,}, {c} ch", random_graph(n, e, c, device)))
+    for spec in filter(None, args.molecular.split(",")):
+        b, low, high, c = (int(v) for v in spec.split(":"))
+        graphs.append((f"new batch per call: {b} molecules x {low}-{high} atoms, {c} ch",
+                       MolecularBatches(b, low, high, c, device)))
 
     wanted = set(filter(None, args.layers.split(",")))
+    calls = 2 + args.repeats  # warm-up runs (two when compiling) and timed runs
+    graphs = [(name, [graph() for _ in range(calls)] if callable(graph) else [graph] * calls)
+              for name, graph in graphs]
     header, rows = (compile_rows if args.compile else pyg_rows)(graphs, wanted, device, args.repeats)
 
     if args.markdown is not None:
@@ -175,17 +219,17 @@ def pyg_rows(graphs, wanted: set[str], device: torch.device, repeats: int) -> tu
     header = "| layer | graph | PyG ms | gdl_graphs ms | speed-up |\n|---|---|---:|---:|---:|"
     rows = []
     print(header, flush=True)
-    for graph_name, (x, edge_index, edge_attr) in graphs:
-        for name, (make_ours, make_pyg, edge) in layer_pairs(x.size(1)).items():
+    for graph_name, inputs in graphs:
+        for name, (make_ours, make_pyg, edge) in layer_pairs(inputs[0][0].size(1)).items():
             if wanted and name not in wanted:
                 continue
             torch.manual_seed(0)
             ours, theirs = make_ours().to(device), make_pyg().to(device)
             theirs.load_state_dict(ours.state_dict())
-            ea = edge_attr if edge else None
-            xin = x[:, :ours.in_channels] if name == "NNConv" else x  # the edge network runs at a narrower width
-            t_pyg = time_fwd_bwd(theirs, xin, edge_index, ea, repeats, ours=False)
-            t_ours = time_fwd_bwd(ours, xin, edge_index, ea, repeats, ours=True)
+            if name == "NNConv":  # the edge network runs at a narrower width
+                inputs = [(x[:, :ours.in_channels], *rest) for x, *rest in inputs]
+            t_pyg = time_fwd_bwd(theirs, inputs, repeats, ours=False, edge=edge)
+            t_ours = time_fwd_bwd(ours, inputs, repeats, ours=True, edge=edge)
             row = f"| {name} | {graph_name} | {t_pyg * 1e3:.1f} | {t_ours * 1e3:.1f} | {t_pyg / t_ours:.2f}x |"
             rows.append(row)
             print(row, flush=True)
@@ -199,17 +243,16 @@ def compile_rows(graphs, wanted: set[str], device: torch.device, repeats: int) -
               "|---|---|---:|---:|---:|")
     rows = []
     print(header, flush=True)
-    for graph_name, (x, edge_index, edge_attr) in graphs:
-        for name, (make_ours, _, edge) in layer_pairs(x.size(1)).items():
+    for graph_name, inputs in graphs:
+        for name, (make_ours, _, edge) in layer_pairs(inputs[0][0].size(1)).items():
             if name not in (wanted or COMPILED_LAYERS):
                 continue
             torch.manual_seed(0)
             layer = make_ours().to(device)
-            ea = edge_attr if edge else None
-            t_eager = time_fwd_bwd(layer, x, edge_index, ea, repeats, ours=True)
+            t_eager = time_fwd_bwd(layer, inputs, repeats, ours=True, edge=edge)
             torch._dynamo.reset()
-            compiled = torch.compile(layer, fullgraph=True)
-            t_compiled = time_fwd_bwd(compiled, x, edge_index, ea, repeats, ours=True, warmups=2)
+            compiled = torch.compile(layer, fullgraph=True, dynamic=True)
+            t_compiled = time_fwd_bwd(compiled, inputs, repeats, ours=True, edge=edge, warmups=2)
             row = (f"| {name} | {graph_name} | {t_eager * 1e3:.1f} | {t_compiled * 1e3:.1f} | "
                    f"{t_eager / t_compiled:.2f}x |")
             rows.append(row)

@@ -16,6 +16,7 @@ from torch_geometric import EdgeIndex
 from torch_geometric.utils import to_torch_coo_tensor, to_torch_csc_tensor, to_torch_csr_tensor
 
 import gdl_graphs.nn as gnn
+from gdl_graphs.nn import aggregate
 
 IN, OUT, EDGE, HEADS = 4, 6, 3, 2
 DEG = torch.tensor([1, 2, 3, 1])
@@ -222,6 +223,18 @@ def test_matches_pyg_or_refuses(name, case, dtype):
             assert (a is None or not a.any()) and (b is None or not b.any())
         else:
             torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+
+
+ATTENTION = ["GATConv", "GATConv-edge", "GATv2Conv", "GATv2Conv-edge"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("name", ATTENTION)
+def test_attention_on_per_head_products_matches_pyg(name, case, monkeypatch):
+    # the large-graph path (one CSR product per head, edge-value gradients in chunks), forced on the small test graph
+    monkeypatch.setattr(aggregate, "PER_HEAD_MIN_MESSAGES", 0)
+    monkeypatch.setattr(aggregate, "SDDMM_CHUNK_ELEMENTS", 8)
+    test_matches_pyg_or_refuses(name, case, torch.float64)
 
 
 def test_every_drop_in_is_covered():

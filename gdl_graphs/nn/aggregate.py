@@ -308,11 +308,20 @@ def _(key, self_loops, num_src, num_dst, values, grad):
     return grad.new_empty(num_src, grad.size(1))
 
 
+SDDMM_CHUNK_ELEMENTS = 1 << 22
+"""The edge-value gradient of a CSR product gathers ``[edges, C]`` rows of both operands; it does so this many
+elements at a time, so its temporaries stay at a few MB instead of ``3 * E * C`` floats."""
+
+
 @torch.library.custom_op("gdl_graphs::csr_sddmm", mutates_args=())
 def _csr_sddmm(key: Tensor, self_loops: bool, num_src: int, num_dst: int, grad: Tensor, x: Tensor) -> Tensor:
     """``<grad[i], x[j]>`` for each edge ``j -> i`` in CSR order (the gradient of :func:`_csr_spmm` w.r.t. values)."""
     adj = _resolve(key, self_loops, num_src, num_dst)
-    return (grad.index_select(0, adj.row.long()) * x.index_select(0, adj.col.long())).sum(-1)
+    row, col = adj.row.long(), adj.col.long()
+    step = max(1, SDDMM_CHUNK_ELEMENTS // max(1, grad.size(1)))  # temporaries O(step * C), not O(E * C)
+    chunks = [(grad.index_select(0, row[start:start + step]) * x.index_select(0, col[start:start + step])).sum(-1)
+              for start in range(0, max(row.numel(), 1), step)]  # one (possibly empty) chunk at least
+    return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
 
 
 @_csr_sddmm.register_fake
@@ -365,6 +374,14 @@ _incidence_sum.register_autograd(_incidence_backward, setup_context=_incidence_s
 # ----------------------------------------------------------------------------------------------------------------
 # Linear aggregation: Y = A_w X
 # ----------------------------------------------------------------------------------------------------------------
+PER_HEAD_MIN_MESSAGES = 1 << 21
+"""Per-head weights (attention) aggregate with one CSR product per head once the ``[E, H, C]`` message tensor would
+hold this many elements; below, one gather of that tensor and one reduction is faster. Measured (GATConv, 4 heads x
+16 channels, forward + backward, 1 CPU thread): gather faster on Cora (0.85M elements, 1.22x) and on 128-molecule
+batches (1.3M, 1.12x); per-head faster on random graphs of 5k / 50k (3.5M, 1.40x), 10k / 200k (13.4M, 1.68x) and
+100k / 1.6M (109M, 1.32x, with half the peak memory)."""
+
+
 def spmm(adj: Adjacency, x: Tensor, edge_weight: Tensor | None = None, reduce: str = "sum") -> Tensor:
     r"""Linear neighbourhood aggregation :math:`\mathbf{y}_i = \bigoplus_{j \to i} w_{ji}\, \mathbf{x}_j`.
 
@@ -381,10 +398,11 @@ def spmm(adj: Adjacency, x: Tensor, edge_weight: Tensor | None = None, reduce: s
     if reduce not in ("sum", "mean"):
         raise ValueError(f"spmm supports reduce='sum' or 'mean', got {reduce!r}")
     if edge_weight is not None and edge_weight.dim() == 2:
-        if is_deterministic():  # one CSR product per head: no atomics in any backward
+        if is_deterministic() or adj.num_edges * math.prod(x.shape[1:]) >= PER_HEAD_MIN_MESSAGES:
+            # one CSR product per head: no [E, H, C] message tensor, no atomics in any backward
             heads = [spmm(adj, x[:, h], edge_weight[:, h], reduce) for h in range(edge_weight.size(1))]
             return torch.stack(heads, dim=1)
-        # per-head weights: one gather of [E, H, C] messages and one reduction (fewer passes than H products)
+        # small graphs: one gather of [E, H, C] messages and one reduction (fewer passes than H products)
         messages = x.index_select(0, adj.edge_index[0]) * edge_weight.to(x.dtype).unsqueeze(-1)
         return reduce_edges(messages, adj.edge_index[1], adj.num_dst, reduce, adj=adj)
     if not use_csr_path() or not _csr_kernel_for(x):
