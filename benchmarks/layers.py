@@ -14,6 +14,12 @@ and timed) gets a *new* batch of GRAPHS molecule-like graphs of MIN-MAX atoms (a
 directions, grouped by graph as PyG's ``Batch`` lays them out), so nothing about the graph can be reused between
 calls, as in training.
 
+``--memory`` adds each implementation's peak memory of one forward+backward pass above what the inputs and the
+layer already held: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the highest resident set a watcher thread
+sees during the pass (polled every 0.5 ms from ``/proc/self/statm``) minus the resident set before it, in a fresh
+subprocess per layer and implementation. Memory the allocator keeps from earlier frees can hide part of a small
+pass, so values under 10 MB are printed as ``<10`` and not compared.
+
 ``--compile`` times our layers eager and under ``torch.compile`` (Inductor) instead, in the same run on the same
 inputs (compilation happens in two warm-up runs outside the timing); the ratio is eager time / compiled time, so
 values >= 1 mean compiling does not lose the fast path.
@@ -22,7 +28,11 @@ values >= 1 mean compiling does not lose the fast path.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import resource
+import subprocess
+import threading
 import statistics
 import sys
 import time
@@ -161,6 +171,75 @@ def time_fwd_bwd(layer, inputs, repeats: int, ours: bool, edge: bool, warmups: i
     return statistics.median(timed(call) for call in inputs[warmups:warmups + repeats])
 
 
+MEASURABLE_MB = 10
+
+
+def _resident_bytes() -> int:
+    """The process's current resident set (Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def peak_memory_mb(layer, call, edge: bool) -> float:
+    """Peak memory (MB) of one forward+backward pass above what is allocated before it (see the module docstring)."""
+    x, edge_index, edge_attr = call
+    aggregate.clear_cache()
+    cuda = x.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    else:  # torch releases the GIL in its kernels, so a thread can watch the resident set grow and shrink
+        before, peak, done = _resident_bytes(), [0], threading.Event()
+
+        def watch():
+            while not done.is_set():
+                peak[0] = max(peak[0], _resident_bytes())
+                time.sleep(0.0005)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+    xin = x.detach().requires_grad_()
+    out = layer(xin, edge_index, edge_attr) if edge else layer(xin, edge_index)
+    out.sum().backward()
+    if cuda:
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    done.set()
+    watcher.join()
+    return (max(peak[0], _resident_bytes()) - before) / 2**20
+
+
+def _memory_in_subprocess(name: str, ours: bool, spec: dict, device: torch.device) -> float:
+    """:func:`peak_memory_mb` in a fresh interpreter (a CPU process's peak resident set never goes down)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--_memory-probe",
+               json.dumps({"name": name, "ours": ours, "graph": spec, "device": str(device)})]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def _memory_probe(request: dict) -> float:
+    device = torch.device(request["device"])
+    call = make_graph(request["graph"], device)()
+    make_ours, make_pyg, edge = layer_pairs(call[0].size(1))[request["name"]]
+    torch.manual_seed(0)
+    layer = (make_ours if request["ours"] else make_pyg)().to(device)
+    if request["name"] == "NNConv":
+        call = (call[0][:, :layer.in_channels], *call[1:])
+    return peak_memory_mb(layer, call, edge)
+
+
+def make_graph(spec: dict, device: torch.device):
+    """A supplier of layer inputs from a graph spec: ``{"kind": "random"|"molecular"|"cora", ...}``."""
+    if spec["kind"] == "random":
+        graph = random_graph(spec["nodes"], spec["edges"], spec["channels"], device)
+        return lambda: graph
+    if spec["kind"] == "molecular":
+        return MolecularBatches(spec["graphs"], spec["low"], spec["high"], spec["channels"], device)
+    graph = cora(device, spec.get("root"))
+    return None if graph is None else (lambda: graph)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -181,27 +260,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true",
                         help=f"time ours eager vs torch.compile instead of ours vs PyG (default layers: "
                              f"{', '.join(COMPILED_LAYERS)})")
+    parser.add_argument("--memory", action="store_true", help="also measure each implementation's peak memory")
+    parser.add_argument("--_memory-probe", dest="memory_probe", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_probe is not None:  # a child process of --memory: print one number
+        print(_memory_probe(json.loads(args.memory_probe)))
+        return 0
 
     device = torch.device(args.device)
-    graphs = []
-    if not args.no_cora:
-        loaded = cora(device, args.data_root)
-        if loaded is not None:
-            graphs.append(("Cora (2708 / 10556), 64 ch", loaded))
+    specs = [] if args.no_cora else [("Cora (2708 / 10556), 64 ch", {"kind": "cora", "root": args.data_root})]
     for spec in filter(None, args.sizes.split(",")):
         n, e, c = (int(v) for v in spec.split(":"))
-        graphs.append((f"random {n:,} / {e:,}, {c} ch", random_graph(n, e, c, device)))
+        specs.append((f"random {n:,} / {e:,}, {c} ch", {"kind": "random", "nodes": n, "edges": e, "channels": c}))
     for spec in filter(None, args.molecular.split(",")):
         b, low, high, c = (int(v) for v in spec.split(":"))
-        graphs.append((f"new batch per call: {b} molecules x {low}-{high} atoms, {c} ch",
-                       MolecularBatches(b, low, high, c, device)))
+        specs.append((f"new batch per call: {b} molecules x {low}-{high} atoms, {c} ch",
+                      {"kind": "molecular", "graphs": b, "low": low, "high": high, "channels": c}))
 
     wanted = set(filter(None, args.layers.split(",")))
     calls = 2 + args.repeats  # warm-up runs (two when compiling) and timed runs
-    graphs = [(name, [graph() for _ in range(calls)] if callable(graph) else [graph] * calls)
-              for name, graph in graphs]
-    header, rows = (compile_rows if args.compile else pyg_rows)(graphs, wanted, device, args.repeats)
+    graphs = []
+    for name, spec in specs:
+        supply = make_graph(spec, device)
+        if supply is not None:
+            graphs.append((name, spec, [supply() for _ in range(calls)]))
+    if args.compile:
+        header, rows = compile_rows(graphs, wanted, device, args.repeats)
+    else:
+        header, rows = pyg_rows(graphs, wanted, device, args.repeats, args.memory)
 
     if args.markdown is not None:
         machine = describe(device)
@@ -214,23 +300,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def pyg_rows(graphs, wanted: set[str], device: torch.device, repeats: int) -> tuple[str, list[str]]:
-    """Ours against PyG's namesake, forward+backward, same weights and inputs."""
-    header = "| layer | graph | PyG ms | gdl_graphs ms | speed-up |\n|---|---|---:|---:|---:|"
+def pyg_rows(graphs, wanted: set[str], device: torch.device, repeats: int,
+             memory: bool = False) -> tuple[str, list[str]]:
+    """Ours against PyG's namesake, forward+backward, same weights and inputs (and peak memory with ``memory``)."""
+    header = "| layer | graph | PyG ms | gdl_graphs ms | speed-up |"
+    rule = "|---|---|---:|---:|---:|"
+    if memory:
+        header, rule = header + " PyG peak MB | gdl_graphs peak MB | memory saving |", rule + "---:|---:|---:|"
+    header = header + "\n" + rule
     rows = []
     print(header, flush=True)
-    for graph_name, inputs in graphs:
+    for graph_name, spec, inputs in graphs:
         for name, (make_ours, make_pyg, edge) in layer_pairs(inputs[0][0].size(1)).items():
             if wanted and name not in wanted:
                 continue
             torch.manual_seed(0)
             ours, theirs = make_ours().to(device), make_pyg().to(device)
             theirs.load_state_dict(ours.state_dict())
+            calls = inputs
             if name == "NNConv":  # the edge network runs at a narrower width
-                inputs = [(x[:, :ours.in_channels], *rest) for x, *rest in inputs]
-            t_pyg = time_fwd_bwd(theirs, inputs, repeats, ours=False, edge=edge)
-            t_ours = time_fwd_bwd(ours, inputs, repeats, ours=True, edge=edge)
+                calls = [(x[:, :ours.in_channels], *rest) for x, *rest in inputs]
+            t_pyg = time_fwd_bwd(theirs, calls, repeats, ours=False, edge=edge)
+            t_ours = time_fwd_bwd(ours, calls, repeats, ours=True, edge=edge)
             row = f"| {name} | {graph_name} | {t_pyg * 1e3:.1f} | {t_ours * 1e3:.1f} | {t_pyg / t_ours:.2f}x |"
+            if memory:
+                m_pyg, m_ours = (_memory_in_subprocess(name, impl, spec, device) for impl in (False, True))
+                row += (f" {m_pyg:.0f} | {m_ours:.0f} | {m_pyg / m_ours:.2f}x |" if min(m_pyg, m_ours) >= MEASURABLE_MB
+                        else f" <{MEASURABLE_MB} | <{MEASURABLE_MB} | - |" if max(m_pyg, m_ours) < MEASURABLE_MB
+                        else f" {m_pyg:.0f} | {m_ours:.0f} | - |")
             rows.append(row)
             print(row, flush=True)
     return header, rows
@@ -243,7 +340,7 @@ def compile_rows(graphs, wanted: set[str], device: torch.device, repeats: int) -
               "|---|---|---:|---:|---:|")
     rows = []
     print(header, flush=True)
-    for graph_name, inputs in graphs:
+    for graph_name, _, inputs in graphs:
         for name, (make_ours, _, edge) in layer_pairs(inputs[0][0].size(1)).items():
             if name not in (wanted or COMPILED_LAYERS):
                 continue

@@ -17,6 +17,7 @@ from torch_geometric.utils import to_torch_coo_tensor, to_torch_csc_tensor, to_t
 
 import gdl_graphs.nn as gnn
 from gdl_graphs.nn import aggregate
+from gdl_graphs.nn.conv import gat
 
 IN, OUT, EDGE, HEADS = 4, 6, 3, 2
 DEG = torch.tensor([1, 2, 3, 1])
@@ -231,9 +232,11 @@ ATTENTION = ["GATConv", "GATConv-edge", "GATv2Conv", "GATv2Conv-edge"]
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 @pytest.mark.parametrize("name", ATTENTION)
 def test_attention_on_per_head_products_matches_pyg(name, case, monkeypatch):
-    # the large-graph path (one CSR product per head, edge-value gradients in chunks), forced on the small test graph
+    # the large-graph path (one CSR product per head, edge-value gradients and GATv2's scores in chunks), forced on
+    # the small test graph
     monkeypatch.setattr(aggregate, "PER_HEAD_MIN_MESSAGES", 0)
     monkeypatch.setattr(aggregate, "SDDMM_CHUNK_ELEMENTS", 8)
+    monkeypatch.setattr(gat, "SCORE_CHUNK_ELEMENTS", 64)
     test_matches_pyg_or_refuses(name, case, torch.float64)
 
 

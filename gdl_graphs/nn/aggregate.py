@@ -308,7 +308,7 @@ def _(key, self_loops, num_src, num_dst, values, grad):
     return grad.new_empty(num_src, grad.size(1))
 
 
-SDDMM_CHUNK_ELEMENTS = 1 << 22
+SDDMM_CHUNK_ELEMENTS = 1 << 20
 """The edge-value gradient of a CSR product gathers ``[edges, C]`` rows of both operands; it does so this many
 elements at a time, so its temporaries stay at a few MB instead of ``3 * E * C`` floats."""
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 from torch_geometric import nn as pyg_nn
 
 from gdl_graphs.nn import aggregate
 from gdl_graphs.nn.conv.base import DropInConv
 from gdl_graphs.nn.validation import check_edge_features, check_matches_layer
 
+
+SCORE_CHUNK_ELEMENTS = 1 << 22
+"""GATv2 on a large graph computes its ``[E, H, C]`` score pre-activation this many elements at a time, recomputing
+each chunk in the backward pass. Measured on 100k / 1.6M, 4 x 16 channels, 1 CPU thread: peak memory 2204 MB
+unchunked, 683 MB in 4M-element chunks (1.65x PyG's speed) and 594 MB in 1M-element ones (1.39x)."""
 
 _FAST_FILL_VALUES = ("mean", "add")  # string fill values of self-loop edge features computed here; others: PyG
 
@@ -153,10 +159,22 @@ class GATv2Conv(_AttentionConv, pyg_nn.GATv2Conv):
         return x_l, (x_l if self.share_weights else self.lin_r(x).view(-1, heads, channels))
 
     def _scores(self, x_src, x_dst, edge_index, edge_attr):
+        if edge_attr is not None and edge_attr.dim() == 1:
+            edge_attr = edge_attr.unsqueeze(-1)
+        num_edges, width = edge_index.size(1), self.heads * self.out_channels
+        if torch.compiler.is_compiling() or num_edges * width < aggregate.PER_HEAD_MIN_MESSAGES:
+            return self._edge_scores(x_src, x_dst, edge_index, edge_attr)
+        # large graphs: the [E, H, C] pre-activation exists for one chunk of edges at a time, forward and backward
+        # (each chunk is recomputed in the backward pass instead of being kept)
+        step = max(1, SCORE_CHUNK_ELEMENTS // width)
+        return torch.cat([checkpoint(self._edge_scores, x_src, x_dst, edge_index[:, start:start + step],
+                                     None if edge_attr is None else edge_attr[start:start + step],
+                                     use_reentrant=False)
+                          for start in range(0, max(num_edges, 1), step)])  # one chunk at least
+
+    def _edge_scores(self, x_src, x_dst, edge_index, edge_attr):
         h = x_src.index_select(0, edge_index[0]) + x_dst.index_select(0, edge_index[1])
         if edge_attr is not None:
-            if edge_attr.dim() == 1:
-                edge_attr = edge_attr.unsqueeze(-1)
             h = h + self.lin_edge(edge_attr).view(-1, self.heads, self.out_channels)
         h = F.leaky_relu(h, self.negative_slope)
         return (h * self.att).sum(-1)
