@@ -348,7 +348,7 @@ def compile_rows(graphs, wanted: set[str], device: torch.device, repeats: int) -
             layer = make_ours().to(device)
             t_eager = time_fwd_bwd(layer, inputs, repeats, ours=True, edge=edge)
             torch._dynamo.reset()
-            compiled = torch.compile(layer, fullgraph=True, dynamic=True)
+            compiled = torch.compile(layer, fullgraph=True)
             t_compiled = time_fwd_bwd(compiled, inputs, repeats, ours=True, edge=edge, warmups=2)
             row = (f"| {name} | {graph_name} | {t_eager * 1e3:.1f} | {t_compiled * 1e3:.1f} | "
                    f"{t_eager / t_compiled:.2f}x |")
