@@ -465,3 +465,24 @@ def test_report_plot_into_a_missing_folder_creates_it(tmp_path, capsys):
     code, err = _exit_code(["report", "--db", str(db), "--plot", str(blocker / "bars.png")], capsys, printed)
     assert code == 2 and "--plot: cannot create" in err
     assert printed == [""]  # refused before the table
+
+
+def test_code_version_is_dirty_only_for_changes_to_the_package(tmp_path, monkeypatch):
+    # a suite's committed store changes while it runs: that must not mark every stored run as made by changed code
+    import gdl_graphs
+    from gdl_graphs.bench.store import code_version
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "store.sqlite").write_text("v1")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    monkeypatch.setattr(gdl_graphs, "__file__", str(tmp_path / "pkg" / "__init__.py"))
+    (tmp_path / "store.sqlite").write_text("v2")
+    assert not code_version().endswith(".dirty") and "+" in code_version()
+    (tmp_path / "pkg" / "__init__.py").write_text("changed = True\n")
+    assert code_version().endswith(".dirty")

@@ -98,15 +98,16 @@ class RunResult:
 
 
 def code_version() -> str:
-    """Package version plus the git commit (``+dirty`` with uncommitted changes) when run from a checkout."""
-    here = Path(__file__).resolve().parent
+    """Package version plus the git commit when run from a checkout, ``.dirty`` when the package's own files have
+    uncommitted changes (a suite's stored runs or other files of the checkout changing do not count)."""
+    package = Path(gdl_graphs.__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
+        commit = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, timeout=5)
         if commit.returncode != 0:
             return gdl_graphs.__version__
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(package), "status", "--porcelain", "--untracked-files=no", "--",
+                                "."], capture_output=True, text=True, timeout=5).stdout.strip()
         return f"{gdl_graphs.__version__}+{commit.stdout.strip()}{'.dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         return gdl_graphs.__version__
