@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -189,16 +190,137 @@ def test_concurrent_workers_on_sqlite_train_each_run_once(tmp_path, workers):
     check_each_run_trained_once(tmp_path, workers, str(tmp_path / "shared.sqlite"))
 
 
-@pytest.mark.skipif(not os.environ.get("GDL_TEST_POSTGRES"),
-                    reason="set GDL_TEST_POSTGRES=postgresql://... (scripts/test_postgres.sh starts a server)")
-def test_concurrent_workers_on_postgresql_train_each_run_once(tmp_path):
+needs_postgres = pytest.mark.skipif(not os.environ.get("GDL_TEST_POSTGRES"), reason="set GDL_TEST_POSTGRES="
+                                    "postgresql://... (scripts/test_postgres.sh starts a server)")
+
+
+def _fresh_postgres() -> tuple[str, sa.Engine]:
+    """The test server's URL, its tables dropped (a fresh database state for the test), and an engine on it."""
     url = os.environ["GDL_TEST_POSTGRES"]
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as connection:  # a fresh database state for the test
+    with engine.begin() as connection:
         connection.exec_driver_sql("DROP TABLE IF EXISTS runs")
         connection.exec_driver_sql("DROP TABLE IF EXISTS gdl_schema")
+    return url, engine
+
+
+@needs_postgres
+def test_concurrent_workers_on_postgresql_train_each_run_once(tmp_path):
+    url, engine = _fresh_postgres()
     engine.dispose()
     check_each_run_trained_once(tmp_path, 4, url)
+
+
+def _started(stderr: str) -> list[tuple[str, str]]:
+    """``(label, line)`` of every run a worker's stderr says it started (``[gdl-bench] run 2/6: LABEL (how)``)."""
+    lines = [line for line in stderr.splitlines() if "] run " in line]
+    return [(line.partition(": ")[2].partition(" (")[0], line) for line in lines]
+
+
+@needs_postgres
+def test_a_worker_killed_among_four_on_two_machines_is_taken_over_and_nothing_is_lost(tmp_path):
+    """4 workers on one PostgreSQL database, 2 per simulated machine (a checkpoint folder each); SIGKILL one while
+    it holds a run with a checkpoint: another worker takes the run over at once (its process is gone, no lease
+    wait) and finishes it, every run is stored ``done`` exactly once, and the results equal an uninterrupted run's.
+
+    Both machines share this host's name, so every surviving worker sees the dead pid: the run goes to whichever
+    claims first. A worker of the killed worker's machine resumes it from the checkpoint; one of the other machine
+    cannot see that checkpoint and trains the run from scratch (the same result: training is deterministic)."""
+    url, engine = _fresh_postgres()
+    ResultStore(url).close()  # the schema, so that the runs can be watched from the start
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: killed\ndefaults: {epochs: 60, lr: 0.01, hidden_channels: 32}\nexperiments:\n"
+                     "  - {dataset: KarateClub, models: [gcn, sage], seeds: [0, 1]}\n")
+    command = [str(BIN / "gdl-bench"), "run", str(suite), "--no-progress", "--lease", "600"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    clean = subprocess.Popen(command + ["--db", str(tmp_path / "clean.sqlite")], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=env)  # the uninterrupted reference, meanwhile
+    machines = [tmp_path / "machine-a", tmp_path / "machine-a", tmp_path / "machine-b", tmp_path / "machine-b"]
+    logs = [tmp_path / f"worker-{i}.err" for i in range(len(machines))]
+    handles = [log.open("w") for log in logs]
+    workers = [subprocess.Popen(command + ["--db", url, "--checkpoint-dir", str(machine)], stdout=subprocess.DEVNULL,
+                                stderr=handle, env=env) for machine, handle in zip(machines, handles)]
+    by_pid = {worker.pid: i for i, worker in enumerate(workers)}
+    try:
+        victim, deadline = None, time.time() + 120
+        while victim is None and time.time() < deadline:  # a worker holding a run that has a checkpoint
+            with engine.connect() as connection:
+                held = connection.exec_driver_sql("SELECT key, owner FROM runs WHERE state = 'running'").fetchall()
+            for key, owner in held:
+                i = by_pid.get(int(owner.split(":")[1]))
+                if i is not None and (machines[i] / f"{key}.pt").exists():
+                    victim = i, key, owner
+                    break
+            time.sleep(0.02)
+        assert victim is not None, [log.read_text()[-2000:] for log in logs]
+        killed, key, owner = victim
+        os.kill(workers[killed].pid, signal.SIGSTOP)  # frozen, so that it is killed holding the run
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT state, owner FROM runs WHERE key = %(key)s",
+                                              {"key": key}).fetchone() == ("running", owner)
+        os.kill(workers[killed].pid, signal.SIGKILL)
+        workers[killed].wait()  # reaped, as a supervisor would (an unreaped zombie counts as dead too)
+        codes = [worker.wait(timeout=300) for worker in workers]
+        assert clean.wait(timeout=300) == 0
+    finally:
+        for process in [*workers, clean]:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for handle in handles:
+            handle.close()
+    errors = [log.read_text() for log in logs]
+    assert codes == [0 if i != killed else -signal.SIGKILL for i in range(len(workers))], errors
+
+    store = ResultStore(url)
+    rows = store.rows(suite="killed")
+    label = {row["key"]: f"{row['dataset']}/{row['model']} seed={row['seed']} fold={row['fold']}" for row in rows}
+    assert len(rows) == len(label) == 4 and key in label  # every run stored done, once
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM runs WHERE state <> 'done'").scalar() == 0
+    engine.dispose()
+    assert {row["key"]: row["attempts"] for row in rows} == {k: 2 if k == key else 1 for k in label}
+    assert _started(errors[killed])[-1][0] == label[key]
+
+    started = [(i, *run) for i, err in enumerate(errors) for run in _started(err)]
+    assert sorted(run for _, run, _ in started) == sorted([*label.values(), label[key]]), started
+    [(taker, line)] = [(i, line) for i, run, line in started if run == label[key] and i != killed]
+    assert "taken over" in line, line  # each run started once, the killed one once more, by one other worker
+    if machines[taker] == machines[killed]:
+        assert "resuming from checkpoint" in line, line
+    else:
+        assert "resuming from checkpoint" not in line, line  # the other machine has no checkpoint of the run
+    for machine in set(machines):  # no kept result; no checkpoint but the one the other machine could not resume
+        left = {path.name for path in machine.iterdir()
+                if not (machine == machines[killed] and path.name.endswith(".tmp"))}  # a write the kill cut
+        stale = {f"{key}.pt"} if machine == machines[killed] != machines[taker] else set()
+        assert left == stale, (machine, left)
+
+    query = "SELECT key, val, test, best_epoch, epochs_run FROM runs ORDER BY key"
+    reference = sqlite3.connect(tmp_path / "clean.sqlite").execute(query).fetchall()
+    assert [(r["key"], r["val"], r["test"], r["best_epoch"], r["epochs_run"])
+            for r in sorted(rows, key=lambda r: r["key"])] == reference
+    store.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="zombies are told apart through /proc (Linux)")
+def test_a_killed_local_worker_not_yet_reaped_is_taken_over_at_once(tmp_path):
+    store = ResultStore(tmp_path / "r.sqlite")
+    [run] = _runs()
+    store.register([run], None)
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        assert store.claim([run.key], f"{socket.gethostname()}:{worker.pid}:x", 600) == (run.key, False)
+        assert store.claim([run.key], "this-worker", 600) is None  # its worker is alive
+        worker.kill()
+        deadline, claimed = time.time() + 30, None
+        while claimed is None and time.time() < deadline:  # a zombie: exited, its parent has not waited yet
+            claimed = store.claim([run.key], "this-worker", 600)
+            time.sleep(0.05)
+        assert claimed == (run.key, True) and worker.poll() is not None
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 def test_claims_are_exclusive_and_expired_leases_are_taken_over(tmp_path):

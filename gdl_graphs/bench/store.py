@@ -119,7 +119,8 @@ def worker_id() -> str:
 
 
 def _dead_here(owner: str) -> bool:
-    """Whether claim ``owner`` is a process of this machine that no longer exists (its lease need not expire)."""
+    """Whether claim ``owner`` is a process of this machine that no longer runs (its lease need not expire): gone,
+    or a zombie (killed, not yet reaped by the process that started it)."""
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
@@ -130,7 +131,10 @@ def _dead_here(owner: str) -> bool:
         return True
     except OSError:  # alive, owned by another user
         return False
-    return False
+    try:  # Linux: the state letter follows the parenthesised command name
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def database_url(db: str | os.PathLike) -> sa.URL:
