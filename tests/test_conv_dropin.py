@@ -432,3 +432,54 @@ def test_settings_changed_after_construction_are_honoured():
     for layer in (ours, theirs):
         layer.flow, layer.decomposed_layers = "target_to_source", 2
     torch.testing.assert_close(ours(x, EDGE_INDEX), theirs(x, EDGE_INDEX), atol=1e-6, rtol=1e-6)
+
+
+def _script(layer):
+    """``torch.jit.script(layer)``, or the exception it raised."""
+    try:
+        return torch.jit.script(layer)
+    except Exception as error:  # the comparison below needs PyG's failure, whatever it is
+        return error
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+@pytest.mark.parametrize("decomposed", [1, 2], ids=["plain", "decomposed_layers"])
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_torchscript_gives_pygs_scripted_layer(name, decomposed):
+    """``torch.jit.script`` of a drop-in scripts PyG's layer holding the drop-in's parameters: it scripts wherever
+    PyG's layer does (PyG 2.8.1's GAT and GATv2 do not, on torch 2.13: then ours fails alike) and gives its answer."""
+    case = Case("edge_index", layer_kwargs={"decomposed_layers": decomposed})
+    ours, theirs = _build(name, case, torch.float32)
+    args, _ = _arguments(case, LAYERS[name][1], torch.float32)
+    expected, scripted = _script(theirs), _script(ours)
+    if isinstance(expected, Exception):
+        assert type(scripted) is type(expected)
+        return
+    assert not isinstance(scripted, Exception), scripted
+    assert type(ours).__module__.startswith("gdl_graphs.")  # the scripted layer is a copy; ours is unchanged
+    torch.testing.assert_close(scripted(*args), expected(*args), atol=1e-6, rtol=1e-6)
+    with torch.no_grad():  # the copy holds the layer's own parameters, not a snapshot of them
+        for parameter in [*ours.parameters(), *theirs.parameters()]:
+            parameter.mul_(0.5)
+    torch.testing.assert_close(scripted(*args), expected(*args), atol=1e-6, rtol=1e-6)
+
+
+class _TwoGCNLayers(nn.Module):
+    def __init__(self, lib):
+        super().__init__()
+        self.conv1, self.conv2 = lib.GCNConv(IN, OUT), lib.GCNConv(OUT, OUT)
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x, edge_index).relu(), edge_index)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+def test_torchscript_of_a_model_with_drop_ins():
+    torch.manual_seed(0)
+    ours, theirs = _TwoGCNLayers(gnn), _TwoGCNLayers(pyg)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(N, IN)
+    scripted = torch.jit.script(ours)
+    torch.testing.assert_close(scripted(x, EDGE_INDEX), theirs(x, EDGE_INDEX), atol=1e-6, rtol=1e-6)
+    # torch keeps what it scripted in the model (its layers are now PyG's, on the same parameters): same answer
+    torch.testing.assert_close(ours(x, EDGE_INDEX), theirs(x, EDGE_INDEX), atol=1e-6, rtol=1e-6)

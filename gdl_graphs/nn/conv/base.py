@@ -3,6 +3,8 @@ drop-in replacements of PyG layers) the rule deciding when PyG's own path comput
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor
 from torch_geometric import EdgeIndex
@@ -48,6 +50,8 @@ class DropInConv(FastPathConv):
     other input is passed to PyG's own ``forward``, so its answer is PyG's by construction.
 
     Layers that support PyG's static graphs (``x`` of shape ``[B, N, F]``) set ``static_graphs = True``.
+
+    ``torch.jit.script`` compiles PyG's own layer (see :meth:`__prepare_scriptable__`).
     """
 
     static_graphs = False
@@ -61,11 +65,27 @@ class DropInConv(FastPathConv):
                          None)
         if pyg_class is None:  # a mixin shared by several layers (e.g. GAT and GATv2)
             return
+        cls._pyg_class = pyg_class
         inspector = Inspector(pyg_class)
         for method in ("propagate", "edge_updater"):
             params = inspector.get_params_from_method_call(method, exclude=[0, "edge_index", "size"])
             if params:
                 setattr(cls, f"{method}_type", {name: param.type for name, param in params.items()})
+
+    def __prepare_scriptable__(self):
+        """What ``torch.jit.script`` compiles in place of this layer: a shallow copy whose class is the PyG class,
+        sharing this layer's parameters, buffers and submodules, so the scripted module computes PyG's answer (the
+        fast path is Python code TorchScript cannot compile). Like any ``__prepare_scriptable__``, torch stores the
+        copy in the parent module being scripted, so a model's drop-ins run PyG's path after ``torch.jit.script``."""
+        pyg_class = self._pyg_class
+        # Constructing a PyG layer generates its class's TorchScript `propagate` (skipped when already generated). A
+        # bare construction does it without this layer's arguments: the code depends on them only through `fuse`,
+        # whose branch the default includes and which the generated code checks again at run time.
+        MessagePassing.__init__(pyg_class.__new__(pyg_class))
+        scripted = copy.copy(self)
+        scripted._modules = dict(self._modules)  # torch replaces submodules in place while preparing them
+        scripted.__class__ = pyg_class
+        return scripted
 
     def _fast_path_applies(self, x, edge_index, size=None) -> bool:
         """Whether the fast path computes exactly what PyG's ``forward`` would for these inputs."""
