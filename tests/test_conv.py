@@ -216,6 +216,27 @@ def test_missing_or_wrong_edge_attr():
         gnn.GCNConv(IN, OUT)(data.x, data.edge_index, torch.rand(3))
 
 
+def test_sorted_segment_reductions_equal_scatter_with_ties_and_zeros():
+    # integer-valued messages: many equal extremes, not adjacent in their segment, and extremes of exactly 0 (where
+    # scatter counts its zero initial value as one more tie): values and gradients must be scatter's (PyG's)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        edge_index = torch.randint(0, 6, (2, 25), generator=g)
+        adj = aggregate.adjacency(edge_index, 6)
+        values = torch.randint(-2, 3, (25, 3), generator=g).float()
+        weights = torch.randn(6, 3, generator=g)
+        for reduce in ("max", "min", "sum", "mean"):
+            ours, theirs = values[adj.perm].clone().requires_grad_(), values.clone().requires_grad_()
+            out = aggregate.reduce_sorted(ours, adj, reduce)
+            expected = aggregate.reduce_edges(theirs, edge_index[1], 6, reduce)
+            (out * weights).sum().backward()
+            (expected * weights).sum().backward()
+            torch.testing.assert_close(out, expected)
+            torch.testing.assert_close(ours.grad, theirs.grad[adj.perm])
+    with pytest.raises(ValueError, match="reduce_sorted supports"):
+        aggregate.reduce_sorted(values, adj, "mul")
+
+
 def test_reduce_edges_paths_agree():
     g = torch.Generator().manual_seed(0)
     index = torch.randint(0, 7, (50,), generator=g)

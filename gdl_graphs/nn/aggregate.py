@@ -460,6 +460,56 @@ def reduce_edges(messages: Tensor, index: Tensor, num_nodes: int, reduce: str = 
     return out.reshape(num_nodes, *shape[1:])
 
 
+def reduce_sorted(messages: Tensor, adj: Adjacency, reduce: str = "sum") -> Tensor:
+    r"""Reduce messages that are already in CSR order (grouped by target, ``messages[k]`` for edge ``adj.perm[k]``).
+
+    One pass over contiguous segments (``torch.segment_reduce``), no scatter: a layer that computes its messages
+    from ``edge_index[:, adj.perm]`` gets them in this order for the cost of permuting the indices. Nodes without
+    incoming edges get 0, as with :func:`reduce_edges`.
+
+    Args:
+        messages: ``[E, *]`` in CSR order.
+        adj: the graph (:func:`adjacency`).
+        reduce: ``"sum"``, ``"mean"``, ``"min"`` or ``"max"``.
+
+    Returns:
+        ``[num_dst, *]``.
+    """
+    if reduce not in ("sum", "mean", "min", "max"):
+        raise ValueError(f"reduce_sorted supports reduce='sum', 'mean', 'min' or 'max', got {reduce!r}")
+    degree = adj.in_degree.long()
+    if reduce in ("min", "max"):
+        return _SegmentExtreme.apply(messages, degree, reduce)
+    out = torch.segment_reduce(messages, "sum", lengths=degree, axis=0, unsafe=True)
+    if reduce == "mean":  # (segment_reduce's own mean is NaN for an empty segment)
+        out = out / degree.clamp(min=1).to(out.dtype).view(-1, *([1] * (messages.dim() - 1)))
+    return out
+
+
+class _SegmentExtreme(torch.autograd.Function):
+    """Segment min/max with the gradient of ``scatter_reduce(..., include_self=False)`` (PyG's scatter), which
+    ``torch.segment_reduce``'s own backward does not give: it hands the full gradient to each of several equal
+    extremes that are not adjacent in the segment instead of sharing it. Shared here exactly as scatter does,
+    including its count of the zero-initialised output as one more tie when the extreme is exactly 0 (torch 2.13),
+    so gradients equal PyG's."""
+
+    @staticmethod
+    def forward(ctx, messages: Tensor, degree: Tensor, reduce: str) -> Tensor:
+        out = torch.segment_reduce(messages, reduce, lengths=degree, axis=0, unsafe=True)
+        out = out.masked_fill((degree == 0).view(-1, *([1] * (messages.dim() - 1))), 0.0)  # empty: +-inf -> 0
+        ctx.save_for_backward(messages, degree, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        messages, degree, out = ctx.saved_tensors
+        row = torch.repeat_interleave(torch.arange(degree.numel(), device=degree.device), degree,
+                                      output_size=messages.size(0))
+        hit = (messages == out.index_select(0, row)).to(grad.dtype)
+        ties = torch.segment_reduce(hit, "sum", lengths=degree, axis=0, unsafe=True) + (out == 0).to(grad.dtype)
+        return hit * (grad / ties.clamp(min=1)).index_select(0, row), None, None
+
+
 def _csr_kernel_for(x: Tensor) -> bool:
     """Whether sparse CSR products exist for ``x``'s dtype on its device (MKL on CPU has none for half types,
     which autocast produces)."""

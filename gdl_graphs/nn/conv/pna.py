@@ -38,8 +38,9 @@ class PNAConv(DropInConv, pyg_nn.PNAConv):
     Same constructor (``in_channels, out_channels, aggregators, scalers, deg, edge_dim=None, towers=1,
     pre_layers=1, post_layers=1, divide_input=False, act='relu', act_kwargs=None, train_norm=False``),
     parameters and ``state_dict`` as :class:`torch_geometric.nn.PNAConv`, whose ``message`` computes the messages.
-    Sums, means and means of squares of the messages, and the in-degrees, come from one incidence matmul on the
-    graph's cached adjacency (:func:`~gdl_graphs.nn.aggregate.reduce_edges`); ``min``/``max`` use scatter. Other
+    The messages are computed in the graph's CSR order (grouped by target node), so the in-degrees, sums and sums
+    of squares (one pass) and ``min``/``max`` are segment reductions over contiguous rows
+    (:func:`~gdl_graphs.nn.aggregate.reduce_sorted`), no scatter. Other
     aggregators PyG accepts (e.g. ``"softmax"``, :class:`~torch_geometric.nn.aggr.Aggregation` objects) run on
     PyG's path, as does every input but a plain ``edge_index`` with ``x`` ``[N, F]`` (see
     :class:`~gdl_graphs.nn.conv.base.DropInConv`).
@@ -77,14 +78,18 @@ class PNAConv(DropInConv, pyg_nn.PNAConv):
             x = x.view(-1, self.towers, self.F_in)
         else:
             x = x.view(-1, 1, self.F_in).repeat(1, self.towers, 1)
-        src, dst = edge_index[0], edge_index[1]
+        # messages in CSR order (grouped by target): every aggregator is then one pass over contiguous segments
+        perm = adj.perm
+        src, dst = edge_index[0].index_select(0, perm), edge_index[1].index_select(0, perm)
+        if edge_attr is not None:
+            edge_attr = edge_attr.index_select(0, perm)
         messages = self.message(x.index_select(0, dst), x.index_select(0, src), edge_attr)  # [E, T, F_in]
-        out = torch.cat([x, self._aggregate(messages, dst, adj)], dim=-1)
+        out = torch.cat([x, self._aggregate(messages, adj)], dim=-1)
         out = torch.cat([nn(out[:, i]) for i, nn in enumerate(self.post_nns)], dim=1)
         return self.lin(out)
 
-    def _aggregate(self, messages: Tensor, dst: Tensor, adj: aggregate.Adjacency) -> Tensor:
-        r"""All aggregators, then all scalers: ``[E, T, F]`` messages -> ``[N, T, |S| |A| F]``."""
+    def _aggregate(self, messages: Tensor, adj: aggregate.Adjacency) -> Tensor:
+        r"""All aggregators, then all scalers: ``[E, T, F]`` messages in CSR order -> ``[N, T, |S| |A| F]``."""
         num_nodes, (num_edges, towers, channels) = adj.num_dst, messages.shape
         flat = messages.reshape(num_edges, towers * channels)
         wanted = set(self.aggregators)
@@ -92,7 +97,7 @@ class PNAConv(DropInConv, pyg_nn.PNAConv):
         second = {"var", "std"} & wanted
         # one reduction: [1 | m | m^2] -> in-degree, sums and sums of squares
         columns = [flat.new_ones(num_edges, 1)] + ([flat] if moments else []) + ([flat * flat] if second else [])
-        sums = aggregate.reduce_edges(torch.cat(columns, dim=-1), dst, num_nodes, "sum", adj)
+        sums = aggregate.reduce_sorted(torch.cat(columns, dim=-1), adj, "sum")
         degree = sums[:, :1]
         count = degree.clamp(min=1)
         results: dict[str, Tensor] = {}
@@ -107,7 +112,7 @@ class PNAConv(DropInConv, pyg_nn.PNAConv):
             results["std"] = std.masked_fill(std <= math.sqrt(_STD_EPS), 0.0)
         for name in ("min", "max"):
             if name in wanted:
-                results[name] = aggregate.reduce_edges(flat, dst, num_nodes, name, adj)
+                results[name] = aggregate.reduce_sorted(flat, adj, name)
         out = torch.cat([results[a].view(num_nodes, towers, channels) for a in self.aggregators], dim=-1)
         degree = degree.view(num_nodes, 1, 1)
         return torch.cat([self._scale(out, degree, s) for s in self.scalers], dim=-1)
