@@ -73,6 +73,20 @@ def _compiling() -> bool:
 # ----------------------------------------------------------------------------------------------------------------
 # The cached CSR structure of a graph batch
 # ----------------------------------------------------------------------------------------------------------------
+class _Built:
+    """What an :class:`Adjacency` builds on first use, shared by every handle on the same graph and kept by the
+    cache. It never refers to the graph's ``edge_index`` (the key of its cache entry): the entry must die with that
+    tensor, or every mini-batch's structure would stay in memory for good."""
+
+    __slots__ = ("structure", "transpose", "incidence", "derived")
+
+    def __init__(self):
+        self.structure: tuple[Tensor, Tensor, Tensor, Tensor] | None = None  # perm, row, col, crow
+        self.transpose: tuple[Tensor, Tensor, Tensor] | None = None
+        self.incidence: Tensor | None = None
+        self.derived: dict[object, object] = {}
+
+
 class Adjacency:
     r"""Target-major CSR structure of a graph: row :math:`i` lists the sources :math:`j` of the edges :math:`j \to i`.
 
@@ -87,27 +101,29 @@ class Adjacency:
     """
 
     def __init__(self, edge_index: Tensor, num_src: int, num_dst: int, key: Tensor | None = None,
-                 self_loops: bool = False):
+                 self_loops: bool = False, built: _Built | None = None):
         self.edge_index = edge_index
         self.key = edge_index if key is None else key
         self.self_loops = self_loops
         self.num_src, self.num_dst = int(num_src), int(num_dst)
         self.num_edges = int(edge_index.size(1))
         self.index_dtype = _index_dtype(self.num_src, self.num_dst, self.num_edges)
-        self._structure: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
-        self._transpose: tuple[Tensor, Tensor, Tensor] | None = None
-        self._incidence: Tensor | None = None
-        self.derived: dict[object, object] = {}  # per-graph values cached by layers (e.g. normalisations)
+        self._built = _Built() if built is None else built
+
+    @property
+    def derived(self) -> dict:
+        """Per-graph values cached by layers (e.g. normalisations), kept as long as the graph's structure."""
+        return self._built.derived
 
     def _csr_structure(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(perm, row, col, crow), built on first use: the scatter path never needs them."""
-        if self._structure is None:
+        if self._built.structure is None:
             src, dst = self.edge_index[0], self.edge_index[1]
             row, perm = torch.sort(dst.to(self.index_dtype), stable=True)
             col = src.index_select(0, perm).to(self.index_dtype)
             crow = _offsets(torch.bincount(dst, minlength=self.num_dst), self.index_dtype)
-            self._structure = (perm, row, col, crow)
-        return self._structure
+            self._built.structure = (perm, row, col, crow)
+        return self._built.structure
 
     @property
     def perm(self) -> Tensor:
@@ -153,22 +169,22 @@ class Adjacency:
 
     def transpose_csr(self, values: Tensor | None = None) -> Tensor:
         """The ``[num_src, num_dst]`` transposed matrix, with ``values`` given in *this* matrix's CSR order."""
-        if self._transpose is None:
+        if self._built.transpose is None:
             col_sorted, order = torch.sort(self.col, stable=True)
             crow_t = _offsets(torch.bincount(self.col.long(), minlength=self.num_src), self.index_dtype)
-            self._transpose = (crow_t, self.row.index_select(0, order), order)
-        crow_t, col_t, order = self._transpose
+            self._built.transpose = (crow_t, self.row.index_select(0, order), order)
+        crow_t, col_t, order = self._built.transpose
         values = (torch.ones(self.num_edges, device=crow_t.device) if values is None
                   else values.index_select(0, order))
         return torch.sparse_csr_tensor(crow_t, col_t, values, (self.num_src, self.num_dst), check_invariants=False)
 
     def incidence(self, dtype: torch.dtype) -> Tensor:
         """The ``[num_dst, E]`` target incidence matrix (entry ``(i, e)`` is 1 when edge ``e`` points to ``i``)."""
-        if self._incidence is None or self._incidence.dtype != dtype:
+        if self._built.incidence is None or self._built.incidence.dtype != dtype:
             ones = torch.ones(self.num_edges, dtype=dtype, device=self.crow.device)
-            self._incidence = torch.sparse_csr_tensor(self.crow, self.perm.to(self.index_dtype), ones,
+            self._built.incidence = torch.sparse_csr_tensor(self.crow, self.perm.to(self.index_dtype), ones,
                                                       (self.num_dst, self.num_edges), check_invariants=False)
-        return self._incidence
+        return self._built.incidence
 
     def __repr__(self) -> str:
         return f"Adjacency(num_src={self.num_src}, num_dst={self.num_dst}, num_edges={self.num_edges})"
@@ -193,22 +209,22 @@ class _Cache:
     """
 
     def __init__(self):
-        self._entries: dict[int, tuple[weakref.ref, int, tuple[int, int], Adjacency]] = {}
+        self._entries: dict[int, tuple[weakref.ref, int, tuple[int, int], _Built]] = {}
 
-    def get(self, edge_index: Tensor, num_src: int, num_dst: int) -> Adjacency | None:
+    def get(self, edge_index: Tensor, num_src: int, num_dst: int) -> _Built | None:
         entry = self._entries.get(id(edge_index))
         if entry is None:
             return None
-        ref, version, sizes, adj = entry
+        ref, version, sizes, built = entry
         if ref() is edge_index and version == edge_index._version and sizes == (num_src, num_dst):
-            return adj
+            return built
         return None
 
     def put(self, edge_index: Tensor, adj: Adjacency) -> None:
         key = id(edge_index)
         entries = self._entries
         ref = weakref.ref(edge_index, lambda _, key=key: entries.pop(key, None))
-        entries[key] = (ref, edge_index._version, (adj.num_src, adj.num_dst), adj)
+        entries[key] = (ref, edge_index._version, (adj.num_src, adj.num_dst), adj._built)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -240,9 +256,9 @@ def adjacency(edge_index: Tensor, num_nodes: int | tuple[int, int]) -> Adjacency
     num_src, num_dst = (num_nodes, num_nodes) if isinstance(num_nodes, int) else num_nodes
     if _compiling():
         return Adjacency(edge_index, num_src, num_dst)
-    adj = _cache.get(edge_index, num_src, num_dst)
-    if adj is None:
-        adj = Adjacency(edge_index, num_src, num_dst)
+    built = _cache.get(edge_index, num_src, num_dst)
+    adj = Adjacency(edge_index, num_src, num_dst, built=built)  # a handle holding edge_index; the cache keeps built
+    if built is None:
         _cache.put(edge_index, adj)
     return adj
 
@@ -549,17 +565,16 @@ def with_self_loops(adj: Adjacency) -> tuple[Adjacency, Tensor]:
     give the masked edges zero weight instead of removing them: shapes stay static (compile-friendly) and results
     are the same. Cached on ``adj``.
     """
-    cached = adj.derived.get("self_loops")
-    if cached is not None:
-        return cached
-    if adj.num_src != adj.num_dst:
-        raise ValueError("self-loops need a square adjacency (num_src == num_dst)")
-    loops = torch.arange(adj.num_dst, device=adj.edge_index.device, dtype=adj.edge_index.dtype)
-    augmented = torch.cat([adj.edge_index, loops.unsqueeze(0).expand(2, -1)], dim=1)
-    if adj.self_loops:
-        raise ValueError("the graph already has its self-loops appended")
-    result = (Adjacency(augmented, adj.num_src, adj.num_dst, key=adj.key, self_loops=True),
-              adj.edge_index[0] == adj.edge_index[1])
-    if not _compiling():
-        adj.derived["self_loops"] = result
-    return result
+    cached = adj.derived.get("self_loops")  # (augmented edges, loop mask, their built structure): never adj.key
+    if cached is None:
+        if adj.num_src != adj.num_dst:
+            raise ValueError("self-loops need a square adjacency (num_src == num_dst)")
+        if adj.self_loops:
+            raise ValueError("the graph already has its self-loops appended")
+        loops = torch.arange(adj.num_dst, device=adj.edge_index.device, dtype=adj.edge_index.dtype)
+        augmented = torch.cat([adj.edge_index, loops.unsqueeze(0).expand(2, -1)], dim=1)
+        cached = (augmented, adj.edge_index[0] == adj.edge_index[1], _Built())
+        if not _compiling():
+            adj.derived["self_loops"] = cached
+    augmented, excluded, built = cached
+    return Adjacency(augmented, adj.num_src, adj.num_dst, key=adj.key, self_loops=True, built=built), excluded
