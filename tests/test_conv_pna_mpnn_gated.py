@@ -16,6 +16,7 @@ from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
 from gdl_graphs.nn import aggregate
 from gdl_graphs.nn.conv.gated_gcn import GatedGCNConv
 from gdl_graphs.nn.conv.mpnn import EdgeNetworkConv, MPNNConv
+from gdl_graphs.nn.conv import pna
 from gdl_graphs.nn.conv.pna import AGGREGATORS, SCALERS, PNAConv
 from gdl_graphs.testing import assert_permutation_equivariant
 from tests.conftest import random_batch, random_graph
@@ -106,6 +107,14 @@ def test_pna_matches_pyg(config, graph):
     _assert_agree(ours, reference, GRAPHS[graph], use_edge_attr="edge_dim" in kwargs)
 
 
+@pytest.mark.parametrize("graph", list(GRAPHS))
+@pytest.mark.parametrize("config", list(PNA_CONFIGS))
+def test_pna_in_csr_order_matches_pyg(config, graph, monkeypatch):
+    # the large-graph path (messages in CSR order, segment reductions), forced on the small test graphs
+    monkeypatch.setattr(pna, "SORTED_MIN_MESSAGES", 0)
+    test_pna_matches_pyg(config, graph)
+
+
 def test_pna_other_pyg_aggregators_use_pygs_path():
     kwargs = dict(aggregators=["mean", "softmax"], scalers=["identity", "linear"], edge_dim=EDGE_DIM)
     ours = PNAConv(CHANNELS, CHANNELS, deg=DEG, **kwargs)
@@ -129,7 +138,7 @@ def test_pna_std_is_zero_for_identical_messages():
     data = GRAPHS["duplicate_edges"]
     messages = conv.message(data.x[data.edge_index[1]].unsqueeze(1), data.x[data.edge_index[0]].unsqueeze(1), None)
     adj = aggregate.adjacency(data.edge_index, 4)
-    std = conv._aggregate(messages[adj.perm], adj)  # messages in CSR order
+    std = conv._aggregate(messages, adj, data.edge_index[1])
     assert torch.equal(std[1], torch.zeros_like(std[1]))  # node 1 receives 3 copies of the same message
     assert bool((std[2] > 0).any())  # node 2 receives different messages
     x = data.x.clone().requires_grad_()

@@ -14,6 +14,11 @@ from gdl_graphs.nn.validation import check_edge_features, check_matches_layer, r
 
 AGGREGATORS = ("sum", "mean", "min", "max", "var", "std")
 SCALERS = ("identity", "amplification", "attenuation", "linear", "inverse_linear")
+SORTED_MIN_MESSAGES = 1 << 21
+"""From this many message elements (edges x towers x channels) PNA computes its messages in CSR order and reduces
+them with segment reductions; below, in edge order with the incidence matmul and scatter min/max. Measured (2 CPU
+threads, fwd + bwd, 4 aggregators x 3 scalers, edge features): 100k / 1.6M x 64: CSR order 1.06x faster; 128-molecule
+batches (0.9M elements): 0.92x."""
 _STD_EPS = 1e-5  # PyG's StdAggregation: sqrt(clamp(var, 1e-5)), set to 0 where that is <= sqrt(1e-5)
 
 
@@ -38,9 +43,10 @@ class PNAConv(DropInConv, pyg_nn.PNAConv):
     Same constructor (``in_channels, out_channels, aggregators, scalers, deg, edge_dim=None, towers=1,
     pre_layers=1, post_layers=1, divide_input=False, act='relu', act_kwargs=None, train_norm=False``),
     parameters and ``state_dict`` as :class:`torch_geometric.nn.PNAConv`, whose ``message`` computes the messages.
-    The messages are computed in the graph's CSR order (grouped by target node), so the in-degrees, sums and sums
-    of squares (one pass) and ``min``/``max`` are segment reductions over contiguous rows
-    (:func:`~gdl_graphs.nn.aggregate.reduce_sorted`), no scatter. Other
+    On large graphs the messages are computed in the graph's CSR order (grouped by target node), so the in-degrees,
+    sums and sums of squares (one pass) and ``min``/``max`` are segment reductions over contiguous rows
+    (:func:`~gdl_graphs.nn.aggregate.reduce_sorted`); on small ones sums come from one incidence matmul and
+    ``min``/``max`` from scatter (``SORTED_MIN_MESSAGES``). Other
     aggregators PyG accepts (e.g. ``"softmax"``, :class:`~torch_geometric.nn.aggr.Aggregation` objects) run on
     PyG's path, as does every input but a plain ``edge_index`` with ``x`` ``[N, F]`` (see
     :class:`~gdl_graphs.nn.conv.base.DropInConv`).
@@ -78,26 +84,34 @@ class PNAConv(DropInConv, pyg_nn.PNAConv):
             x = x.view(-1, self.towers, self.F_in)
         else:
             x = x.view(-1, 1, self.F_in).repeat(1, self.towers, 1)
-        # messages in CSR order (grouped by target): every aggregator is then one pass over contiguous segments
-        perm = adj.perm
-        src, dst = edge_index[0].index_select(0, perm), edge_index[1].index_select(0, perm)
-        if edge_attr is not None:
-            edge_attr = edge_attr.index_select(0, perm)
+        src, dst = edge_index[0], edge_index[1]
+        in_csr_order = edge_index.size(1) * self.towers * self.F_in >= SORTED_MIN_MESSAGES
+        if in_csr_order:  # grouped by target: every aggregator is then one pass over contiguous segments
+            perm = adj.perm
+            src, dst = src.index_select(0, perm), dst.index_select(0, perm)
+            edge_attr = None if edge_attr is None else edge_attr.index_select(0, perm)
         messages = self.message(x.index_select(0, dst), x.index_select(0, src), edge_attr)  # [E, T, F_in]
-        out = torch.cat([x, self._aggregate(messages, adj)], dim=-1)
+        out = torch.cat([x, self._aggregate(messages, adj, None if in_csr_order else dst)], dim=-1)
         out = torch.cat([nn(out[:, i]) for i, nn in enumerate(self.post_nns)], dim=1)
         return self.lin(out)
 
-    def _aggregate(self, messages: Tensor, adj: aggregate.Adjacency) -> Tensor:
-        r"""All aggregators, then all scalers: ``[E, T, F]`` messages in CSR order -> ``[N, T, |S| |A| F]``."""
+    def _aggregate(self, messages: Tensor, adj: aggregate.Adjacency, dst: Tensor | None) -> Tensor:
+        r"""All aggregators, then all scalers: ``[E, T, F]`` messages -> ``[N, T, |S| |A| F]``; the messages are in
+        CSR order when ``dst`` is ``None``, else in edge order with targets ``dst``."""
         num_nodes, (num_edges, towers, channels) = adj.num_dst, messages.shape
+
+        def reduce(values: Tensor, how: str) -> Tensor:
+            if dst is None:
+                return aggregate.reduce_sorted(values, adj, how)
+            return aggregate.reduce_edges(values, dst, num_nodes, how, adj)
+
         flat = messages.reshape(num_edges, towers * channels)
         wanted = set(self.aggregators)
         moments = {"sum", "mean", "var", "std"} & wanted
         second = {"var", "std"} & wanted
         # one reduction: [1 | m | m^2] -> in-degree, sums and sums of squares
         columns = [flat.new_ones(num_edges, 1)] + ([flat] if moments else []) + ([flat * flat] if second else [])
-        sums = aggregate.reduce_sorted(torch.cat(columns, dim=-1), adj, "sum")
+        sums = reduce(torch.cat(columns, dim=-1), "sum")
         degree = sums[:, :1]
         count = degree.clamp(min=1)
         results: dict[str, Tensor] = {}
@@ -112,7 +126,7 @@ class PNAConv(DropInConv, pyg_nn.PNAConv):
             results["std"] = std.masked_fill(std <= math.sqrt(_STD_EPS), 0.0)
         for name in ("min", "max"):
             if name in wanted:
-                results[name] = aggregate.reduce_sorted(flat, adj, name)
+                results[name] = reduce(flat, name)
         out = torch.cat([results[a].view(num_nodes, towers, channels) for a in self.aggregators], dim=-1)
         degree = degree.view(num_nodes, 1, 1)
         return torch.cat([self._scale(out, degree, s) for s in self.scalers], dim=-1)
