@@ -7,7 +7,6 @@ import importlib
 import inspect
 import os
 from inspect import Parameter
-from pathlib import Path
 from dataclasses import dataclass, field
 
 from gdl_graphs.data.benchmark import Benchmark
@@ -170,20 +169,28 @@ def load_benchmark(name: str, root: str | os.PathLike | None = None, **options) 
     (``<root>/TU_gin_format/NAME.zip``) with that repository's folds. ``NAME`` must be a plain name (no path
     separators, no ``..``).
     """
+    load = _loader(name)  # an unknown or unsafe name is refused before anything is created under the root
     resolved = data_root(root)
     with building(resolved):  # concurrent processes (DDP ranks, suite workers) must not build one cache twice
-        return _load(name, resolved, options)
+        return load(resolved, **options)
 
 
-def _load(name: str, root: Path, options: dict) -> Benchmark:
+def _loader(name: str):
+    """The loader of ``name`` as ``load(root, **options)``, after checking the name."""
     prefix, _, rest = str(name).partition(":")
     if rest and prefix.lower() == "tu":
         from gdl_graphs.data.social import load_tu
 
-        options.setdefault("use_node_attr", True)
-        return load_tu(root, check_dataset_name(rest), **options)
+        plain = check_dataset_name(rest)
+
+        def load(root, **options):
+            options.setdefault("use_node_attr", True)
+            return load_tu(root, plain, **options)
+
+        return load
     if rest and prefix.lower() == "gin":
         from gdl_graphs.data.social import load_gin_format
 
-        return load_gin_format(root, check_dataset_name(rest), **options)
-    return get_spec(name).load(root, **options)
+        plain = check_dataset_name(rest)
+        return lambda root, **options: load_gin_format(root, plain, **options)
+    return get_spec(name).load
