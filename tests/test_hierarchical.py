@@ -120,6 +120,6 @@ def test_the_pooling_suite_parses():
 
     from gdl_graphs.bench.suite import parse_suite
 
-    meta, runs = parse_suite(yaml.safe_load((Path(__file__).parent.parent / "benchmarks" / "pooling.yaml").read_text()))
-    assert meta["name"] == "pooling"
-    assert {run.model for run in runs} == set(HIERARCHICAL)
+    meta, runs = parse_suite(yaml.safe_load((Path(__file__).parent.parent / "benchmarks" / "reproduce" / "pooling.yaml").read_text()))
+    assert meta["name"] == "reproduce_pooling"
+    assert {run.model.split("@")[0] for run in runs} == set(HIERARCHICAL)

@@ -17,7 +17,10 @@ DATASETS = {"kipf2017": "Cora, CiteSeer, PubMed", "velickovic2018": "Cora, CiteS
             "xu2019": "TU bioinformatics and social datasets (MUTAG, PROTEINS, IMDB-BINARY, ...)",
             "errica2020": "TU chemical and social datasets (D&D, NCI1, PROTEINS, ENZYMES, IMDB-B/M, ...)",
             "ogb": "ogbg-molhiv", "dwivedi2020": "ZINC", "rampasek2022": "Peptides-func",
-            "lrgb2022": "Peptides-func", "toenshoff2023": "Peptides-func"}
+            "lrgb2022": "Peptides-func", "toenshoff2023": "Peptides-func",
+            "lee2019": "TU graph classification (D&D, PROTEINS, NCI1, NCI109, FRANKENSTEIN)",
+            "ying2018": "TU graph classification (ENZYMES, PROTEINS, D&D, REDDIT-MULTI-12K, COLLAB)",
+            "bianchi2020": "TU graph classification (PROTEINS, D&D, ENZYMES, COLLAB, REDDIT-B, ...)"}
 """The datasets each paper's settings were published on, by paper id."""
 
 _BY_MODEL: dict[str, list[Recipe]] = {}
@@ -122,6 +125,37 @@ _recipe("gcn@toenshoff2023", "gcn", "Tonshoff et al. 2023, Where Did the Gap Go?
          "lr_schedule": "constant", "grad_clip": 1.0},
         "no RWSE positional encodings, a 2-layer MLP head (theirs 3 layers), a constant learning rate (theirs "
         "cosine with 5 warm-up epochs); batch norm is GraphGym's default, not set in their file")
+
+_LEE2019 = {"budget": None, "hidden_channels": 128, "batch_size": 128, "lr": 0.0005, "weight_decay": 0.0001,
+            "epochs": 1000, "patience": 50, "lr_schedule": "constant", "grad_clip": None}
+"""SAGPool's training settings (the defaults of their main.py; the paper grid-searched them), which their comparison
+used for every pooling method."""
+
+_recipe("sagpool@lee2019", "sagpool", "Lee et al. 2019, Self-Attention Graph Pooling (Sec. 4, Table 3, "
+        "SAGPool_h); github.com/inyeoplee77/SAGPool",
+        {"num_blocks": 3, "ratio": 0.5, "dropout": 0.5}, _LEE2019,
+        "a linear input encoder before the first GCN; early stopping on the validation accuracy (theirs: the "
+        "validation loss), at most 1000 epochs (theirs: 100,000 with the same patience of 50)")
+_recipe("topkpool@lee2019", "topkpool", "Lee et al. 2019, Self-Attention Graph Pooling (Table 3, gPool_h row: "
+        "the top-k pooling of Gao & Ji 2019 / Cangea et al. 2018 in SAGPool's architecture)",
+        {"num_blocks": 3, "ratio": 0.5, "dropout": 0.5}, _LEE2019,
+        "as sagpool@lee2019; the score is TopKPooling's projection (Cangea et al.), a tanh gate as PyG's")
+_recipe("diffpool@ying2018", "diffpool", "Ying et al. 2018, Hierarchical Graph Representation Learning with "
+        "Differentiable Pooling (Sec. 4.1); github.com/RexYing/diffpool",
+        {"pool_ratio": 0.25, "levels": 1, "dropout": 0.0},
+        {"budget": None, "hidden_channels": 30, "batch_size": 20, "lr": 0.001, "weight_decay": 0.0,
+         "epochs": 1000, "patience": 50, "lr_schedule": "constant", "grad_clip": 2.0},
+        "a linear input encoder; one width (their train.py: hidden 20, output 30); 1 pooling level (the paper: 2 "
+        "on D&D, set levels: 2 there); clusters 25% of the largest training graph; early stopping (patience 50) "
+        "on the validation accuracy, at most 1000 epochs (their code trains a fixed number)")
+_recipe("mincut@bianchi2020", "mincut", "Bianchi et al. 2020, Spectral Clustering with GNNs for Graph Pooling "
+        "(Sec. 4.3, graph classification); github.com/FilippoMB/Spectral-Clustering-with-Graph-Neural-Networks-"
+        "for-Graph-Pooling",
+        {"pool_ratio": 0.5, "levels": 2, "dropout": 0.0},
+        {"budget": None, "hidden_channels": 32, "batch_size": 32, "lr": 0.0005, "weight_decay": 0.0,
+         "epochs": 1000, "patience": 50, "lr_schedule": "constant", "grad_clip": None},
+        "a linear input encoder; a GCN first layer (their MP layer is a GCN with skip connections); a 3-layer MLP "
+        "head (theirs one dense layer); batch 32 (theirs 1); early stopping on the validation accuracy")
 
 RECIPES: dict[str, tuple[Recipe, ...]] = {model: tuple(found) for model, found in _BY_MODEL.items()}
 """Recipes by the registered model they configure."""
