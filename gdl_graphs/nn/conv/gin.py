@@ -38,7 +38,8 @@ class GINEConv(DropInConv, pyg_nn.GINEConv):
     (:math:`\mathbf{W}` only when ``edge_dim`` is set; otherwise edge and node features must have equal size).
 
     Same constructor (``nn, eps=0., train_eps=False, edge_dim=None``), parameters and ``state_dict`` as
-    :class:`torch_geometric.nn.GINEConv`. Messages are summed through the graph's cached incidence matrix.
+    :class:`torch_geometric.nn.GINEConv`. Messages are formed and summed by one operator
+    (:func:`~gdl_graphs.nn.aggregate.relu_message_sum`: no saved ``[E, C]`` message tensor, one opaque call when compiled).
 
     Shapes: ``x`` [N, F], ``edge_index`` [2, E], ``edge_attr`` [E, D] -> [N, F'].
     """
@@ -56,6 +57,10 @@ class GINEConv(DropInConv, pyg_nn.GINEConv):
         edge_index, _, adj = self._graph(x, edge_index, in_channels=-1)
         edge_dim = self.lin.in_channels if self.lin is not None else x.size(-1)
         check_edge_features(edge_attr, edge_index.size(1), edge_dim if edge_dim > 0 else None, True, "GINEConv")
-        messages = self.message(x.index_select(0, edge_index[0]), edge_attr)
-        out = aggregate.reduce_edges(messages, edge_index[1], x.size(0), "sum", adj)
+        if type(self).message is pyg_nn.GINEConv.message:  # PyG's message: ReLU(x_j + W e_ji), one fused operator
+            edges = self.lin(edge_attr) if self.lin is not None else edge_attr
+            out = aggregate.relu_message_sum(adj, x, edges)
+        else:  # a subclass's own message
+            messages = self.message(x.index_select(0, edge_index[0]), edge_attr)
+            out = aggregate.reduce_edges(messages, edge_index[1], x.size(0), "sum", adj)
         return self.nn(out + (1 + self.eps) * x)
