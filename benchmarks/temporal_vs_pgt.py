@@ -216,7 +216,8 @@ def build_pgt(model: str, ours: nn.Module, cls, benchmark) -> tuple[nn.Module, l
     if model == "dcrnn":
         pgt = PGTDCRNN(cls, *common, hidden_channels=ours.hidden_channels, num_layers=ours.num_layers, K=ours.K)
         notes = [f"DCRNN: {ours.num_layers} layer(s) x {ours.hidden_channels} units both; our K = {ours.K} hop(s) "
-                 f"= PGT K = {ours.K + 1} (PGT counts the identity term)"]
+                 f"= PGT K = {ours.K + 1} (PGT counts the identity term); PGT's DConv keeps one identity-term weight per "
+                 f"direction, hence more parameters at the same width"]
         return pgt, notes
     first = ours.blocks[0]
     channels = (first.temporal1.out_channels, first.spatial.out_channels, first.temporal2.out_channels)
@@ -375,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    pgt_classes, pgt_version = (None, None) if args.ours_only else load_pgt()
+    try:
+        pgt_classes, pgt_version = (None, None) if args.ours_only else load_pgt()
+    except PGTUnavailable as error:
+        print(f"{error} (or run with --ours-only)", file=sys.stderr)
+        return 2
     configs = suite_configs(args.suite)
     results, notes = {}, []
     loaded = {}
