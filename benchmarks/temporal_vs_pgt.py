@@ -1,6 +1,6 @@
 """Our DCRNN and STGCN against PyTorch Geometric Temporal's on Montevideo bus: time per epoch and test MSE.
 
-    export GDL_DATA=$PWD/datasets PYTHONPATH=/work/pgt_pkgs:$PWD      # PGT installed with --no-deps, see docs/traffic.md
+    export GDL_DATA=$PWD/datasets PYTHONPATH=/work/pgt_pkgs:$PWD   # PGT installed with --no-deps: docs/traffic.md
     python benchmarks/temporal_vs_pgt.py --epochs 4                   # both models, 1 thread
     python benchmarks/temporal_vs_pgt.py --epochs 4 --self-loops --markdown PAGE.md
     python benchmarks/temporal_vs_pgt.py --ours-only --epochs 1 --limit-windows 8     # without PGT installed
@@ -39,8 +39,8 @@ How the PGT modules map to the papers:
   **PGT's DConv divides by the in-degree of every edge's source node**: on Montevideo, 9 stops have out-links but no
   in-links, so with K >= 2 its output is NaN (its test MSE is reported as nan, training time is still measured).
   ``--self-loops`` gives both sides the same graph with a self-loop of the mean edge weight on every stop, which
-  PGT's DCRNN can run on; STGCN's graph is symmetrised on both sides, so it is unaffected by the flag except that
-  both sides see the self-loops there too.
+  PGT's DCRNN can run on. STGCN is unaffected by the flag: our scaled Laplacian and PyG's ChebConv (inside PGT) both
+  drop self-loops.
 - STGCN (Yu et al., 2018): PGT's ``STConv`` is one ST-Conv block (temporal conv -> ChebConv -> ReLU -> temporal conv
   -> BatchNorm over nodes). :class:`PGTSTGCN` stacks ``num_blocks`` of them and adds the output layer PGT lacks,
   built from our modules, the same as ours (temporal GLU over the remaining steps, LayerNorm, sigmoid gate, linear
@@ -216,8 +216,8 @@ def build_pgt(model: str, ours: nn.Module, cls, benchmark) -> tuple[nn.Module, l
     if model == "dcrnn":
         pgt = PGTDCRNN(cls, *common, hidden_channels=ours.hidden_channels, num_layers=ours.num_layers, K=ours.K)
         notes = [f"DCRNN: {ours.num_layers} layer(s) x {ours.hidden_channels} units both; our K = {ours.K} hop(s) "
-                 f"= PGT K = {ours.K + 1} (PGT counts the identity term); PGT's DConv keeps one identity-term weight per "
-                 f"direction, hence more parameters at the same width"]
+                 f"= PGT K = {ours.K + 1} (PGT counts the identity term); PGT's DConv keeps one identity-term "
+                 f"weight per direction, hence more parameters at the same width"]
         return pgt, notes
     first = ours.blocks[0]
     channels = (first.temporal1.out_channels, first.spatial.out_channels, first.temporal2.out_channels)
@@ -358,7 +358,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="add a self-loop of the mean edge weight on every stop, on both sides (PGT's DCRNN "
                              "is NaN on the raw graph)")
     parser.add_argument("--ours-only", action="store_true", help="train ours only (no PGT needed)")
-    parser.add_argument("--data-root", default=None, help="data root holding traffic/MontevideoBus (default: $GDL_DATA)")
+    parser.add_argument("--data-root", default=None,
+                        help="data root holding traffic/MontevideoBus (default: $GDL_DATA)")
     parser.add_argument("--markdown", type=Path, default=None, help="append the table to this markdown file")
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
