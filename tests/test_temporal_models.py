@@ -17,6 +17,7 @@ from gdl_graphs.models.temporal import (
     TemporalGatedConv, build_temporal_model, dense_adjacency, diffusion_operators, scaled_laplacian,
     scheduled_sampling_probability,
 )
+from gdl_graphs.models.temporal import GraphOperator, diffusion
 from gdl_graphs.testing import assert_permutation_equivariant
 
 N, B, T_IN, T_OUT, F = 9, 2, 12, 4, 2
@@ -154,6 +155,56 @@ def test_spatial_permutation_equivariance(key):
     assert_permutation_equivariant(model, data, call=call, output_kinds="node", trials=2)
 
 
+@pytest.mark.parametrize("key", MODELS)
+def test_spatial_permutation_equivariance_on_sparse_operators(key, monkeypatch):
+    # the test graph is dense (30% of the entries): force the CSR path of every GraphOperator
+    monkeypatch.setattr(diffusion, "SPARSE_MAX_DENSITY", 1.0)
+    test_spatial_permutation_equivariance(key)
+
+
+def test_graph_operator_sparse_and_dense_agree():
+    g = torch.Generator().manual_seed(0)
+    matrix = torch.rand(N, N, generator=g, dtype=torch.float64) * (torch.rand(N, N, generator=g) < 0.3)
+    matrix[3] = 0.0  # a node that receives nothing
+    x = torch.randn(2, 3, N, 4, generator=g, dtype=torch.float64)
+    cotangent = torch.randn(2, 3, N, 4, generator=g, dtype=torch.float64)
+    results = []
+    for density in (1.0, 0.0):  # sparse, then dense
+        diffusion.SPARSE_MAX_DENSITY, saved = density, diffusion.SPARSE_MAX_DENSITY
+        try:
+            operator = GraphOperator(matrix)
+        finally:
+            diffusion.SPARSE_MAX_DENSITY = saved
+        assert operator.sparse == (density == 1.0)
+        torch.testing.assert_close(operator.to_dense(), matrix, rtol=0, atol=0)
+        xs = x.clone().requires_grad_()
+        out = operator(xs)
+        (out * cotangent).sum().backward()
+        results.append((out, xs.grad))
+    torch.testing.assert_close(results[0][0], torch.matmul(matrix, x), rtol=0, atol=1e-12)
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert "sparse" in repr(GraphOperator(torch.eye(50))) and "dense" in repr(GraphOperator(torch.ones(3, 3)))
+    with pytest.raises(ValueError, match="matrix"):
+        GraphOperator(torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("key", MODELS)
+def test_models_on_sparse_and_dense_operators_agree(key, monkeypatch):
+    edge_index, edge_weight = graph()
+    outputs = []
+    for density in (1.0, 0.0):
+        monkeypatch.setattr(diffusion, "SPARSE_MAX_DENSITY", density)
+        torch.manual_seed(0)
+        model = build(key, edge_index, edge_weight).double().eval()
+        x = window().requires_grad_()
+        out = model(x)
+        out.sum().backward()
+        outputs.append((out, x.grad))
+    for a, b in zip(*outputs):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
 def test_graph_wavenet_needs_its_node_embeddings_permuted():
     """Fixed (unpermuted) node embeddings make the adaptive adjacency tied to node identities."""
     edge_index, edge_weight = graph()
@@ -177,7 +228,7 @@ def test_graph_wavenet_matches_the_full_skip_computation():
     edge_index, edge_weight = graph()
     model = build("graph_wavenet", edge_index, edge_weight).double().eval()
     x = window()
-    supports = [*model.supports.unbind(0), model.adaptive_operator()]
+    supports = [*model.supports, model.adaptive_operator()]
     h = model.encoder(torch.nn.functional.pad(x, (0, 0, 0, 0, model.receptive_field - T_IN, 0)))
     skip = None
     for i, (tcn, to_skip) in enumerate(zip(model.tcns, model.skips)):

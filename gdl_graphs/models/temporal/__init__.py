@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from gdl_graphs.models.registry import list_models
 from gdl_graphs.models.temporal.baselines import HistoricalAverage, LastValue
 from gdl_graphs.models.temporal.dcrnn import DCGRUCell, DCRNN, scheduled_sampling_probability
-from gdl_graphs.models.temporal.diffusion import DiffusionConv, dense_adjacency, diffusion_operators
+from gdl_graphs.models.temporal.diffusion import DiffusionConv, GraphOperator, dense_adjacency, diffusion_operators
 from gdl_graphs.models.temporal.graph_wavenet import GatedTCN, GraphWaveNet
 from gdl_graphs.models.temporal.stgcn import ChebGraphConv, STConvBlock, STGCN, TemporalGatedConv, scaled_laplacian
 
@@ -42,6 +42,6 @@ __all__ = [
     "DCRNN", "DCGRUCell", "scheduled_sampling_probability",
     "STGCN", "STConvBlock", "ChebGraphConv", "TemporalGatedConv", "scaled_laplacian",
     "GraphWaveNet", "GatedTCN",
-    "DiffusionConv", "dense_adjacency", "diffusion_operators",
+    "DiffusionConv", "GraphOperator", "dense_adjacency", "diffusion_operators",
     "HistoricalAverage", "LastValue",
 ]

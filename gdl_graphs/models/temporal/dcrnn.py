@@ -15,7 +15,7 @@ from torch_geometric.nn import Linear
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
 from gdl_graphs.models.temporal.diffusion import (
-    DiffusionConv, check_window, dense_adjacency, diffusion_operators,
+    DiffusionConv, GraphOperator, check_window, dense_adjacency, diffusion_operators,
 )
 from gdl_graphs.nn.validation import check_positive_ints
 
@@ -81,9 +81,10 @@ class DCRNN(nn.Module):
     in the reference code); :func:`scheduled_sampling_probability` gives the paper's decay. In evaluation mode ``y`` is
     ignored, so targets never leak into a test forecast.
 
-    The graph is held as the dense forward/backward random-walk operators (:func:`diffusion_operators`), built once
-    here from ``edge_index``/``edge_weight``. They are non-persistent buffers: a state dict holds only learned
-    parameters, so it can be loaded into a model built on a relabelled copy of the graph.
+    The graph is held as the forward/backward random-walk operators (:func:`diffusion_operators`, as
+    :class:`GraphOperator`\ s: sparse or dense by density), built once here from ``edge_index``/``edge_weight``.
+    They are non-persistent buffers: a state dict holds only learned parameters, so it can be loaded into a model
+    built on a relabelled copy of the graph.
 
     Args:
         num_nodes: sensors :math:`N`.
@@ -108,8 +109,8 @@ class DCRNN(nn.Module):
                             num_layers=num_layers)
         self.num_nodes, self.in_channels, self.out_horizon = num_nodes, in_channels, out_horizon
         self.hidden_channels, self.num_layers, self.K = hidden_channels, num_layers, K
-        forward_op, backward_op = diffusion_operators(dense_adjacency(edge_index, edge_weight, num_nodes))
-        self.register_buffer("supports", torch.stack([forward_op, backward_op]), persistent=False)
+        self.supports = nn.ModuleList(GraphOperator(op) for op in
+                                      diffusion_operators(dense_adjacency(edge_index, edge_weight, num_nodes)))
         self.encoder = nn.ModuleList(DCGRUCell(in_channels if i == 0 else hidden_channels, hidden_channels, 2, K)
                                      for i in range(num_layers))
         self.decoder = nn.ModuleList(DCGRUCell(1 if i == 0 else hidden_channels, hidden_channels, 2, K)
@@ -132,7 +133,7 @@ class DCRNN(nn.Module):
                 raise ValueError("teacher_forcing_ratio > 0 needs the targets y [batch, out_horizon, num_nodes]")
             if tuple(y.shape) != expected:
                 raise ValueError(f"y must have shape {list(expected)}, got {list(y.shape)}")
-        supports = list(self.supports.unbind(0))
+        supports = list(self.supports)
         states = [x.new_zeros(x.size(0), self.num_nodes, self.hidden_channels) for _ in range(self.num_layers)]
         for t in range(x.size(1)):
             inp = x[:, t]

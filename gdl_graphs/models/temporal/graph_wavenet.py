@@ -15,7 +15,7 @@ from torch_geometric.nn import Linear
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
 from gdl_graphs.models.temporal.diffusion import (
-    DiffusionConv, check_window, dense_adjacency, diffusion_operators,
+    DiffusionConv, GraphOperator, check_window, dense_adjacency, diffusion_operators,
 )
 from gdl_graphs.nn.validation import check_positive_ints
 
@@ -90,8 +90,9 @@ class GraphWaveNet(nn.Module):
     \mathbf{E}_2, W}(\mathbf{X})`, not for fixed trained embeddings with the sensors relabelled. With
     ``adaptive=False`` it is equivariant with no such condition.
 
-    The fixed operators are the forward/backward random walks (:func:`diffusion_operators`), dense non-persistent
-    buffers built once from ``edge_index``/``edge_weight``.
+    The fixed operators are the forward/backward random walks (:func:`diffusion_operators`), non-persistent
+    :class:`GraphOperator`\ s (sparse or dense by density) built once from ``edge_index``/``edge_weight``; the
+    adaptive operator is dense.
 
     Args:
         num_nodes, in_channels, out_horizon, edge_index, edge_weight: as in
@@ -119,8 +120,8 @@ class GraphWaveNet(nn.Module):
                             kernel_size=kernel_size, embedding_dim=embedding_dim)
         self.num_nodes, self.in_channels, self.out_horizon = num_nodes, in_channels, out_horizon
         self.blocks, self.layers, self.adaptive = blocks, layers, adaptive
-        forward_op, backward_op = diffusion_operators(dense_adjacency(edge_index, edge_weight, num_nodes))
-        self.register_buffer("supports", torch.stack([forward_op, backward_op]), persistent=False)
+        self.supports = nn.ModuleList(GraphOperator(op) for op in
+                                      diffusion_operators(dense_adjacency(edge_index, edge_weight, num_nodes)))
         if adaptive:
             self.node_emb_source = nn.Parameter(torch.empty(num_nodes, embedding_dim))
             self.node_emb_target = nn.Parameter(torch.empty(num_nodes, embedding_dim))
@@ -156,7 +157,7 @@ class GraphWaveNet(nn.Module):
         check_window(x, self.num_nodes, self.in_channels)
         if x.size(1) < self.receptive_field:
             x = F.pad(x, (0, 0, 0, 0, self.receptive_field - x.size(1), 0))
-        supports = list(self.supports.unbind(0))
+        supports: list = list(self.supports)
         if self.adaptive:
             supports.append(self.adaptive_operator())
         h = self.encoder(x)

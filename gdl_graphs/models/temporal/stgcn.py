@@ -14,7 +14,7 @@ from torch_geometric.nn import DenseGCNConv, Linear
 from torch_geometric.utils import coalesce, get_laplacian, to_dense_adj, to_undirected
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
-from gdl_graphs.models.temporal.diffusion import check_window, dense_adjacency
+from gdl_graphs.models.temporal.diffusion import GraphOperator, apply_operator, check_window, dense_adjacency
 from gdl_graphs.nn.validation import check_positive_ints
 
 
@@ -47,7 +47,8 @@ def scaled_laplacian(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: 
 
 
 class ChebGraphConv(nn.Module):
-    r"""Chebyshev spectral graph convolution (Defferrard et al., 2016) on a dense rescaled Laplacian.
+    r"""Chebyshev spectral graph convolution (Defferrard et al., 2016) on a rescaled Laplacian (a dense tensor or a
+    :class:`~gdl_graphs.models.temporal.diffusion.GraphOperator`).
 
     .. math::
         \mathbf{H} = \sum_{k=0}^{K-1} T_k(\tilde{\mathbf{L}})\,\mathbf{X}\,\boldsymbol{\Theta}_k + \mathbf{b},
@@ -57,7 +58,7 @@ class ChebGraphConv(nn.Module):
     one ``[N, N]`` operator to every ``(batch, time)`` slice at once.)
 
     Shapes:
-        x ``[..., N, C_in]``, laplacian ``[N, N]`` -> ``[..., N, C_out]``.
+        x ``[..., N, C_in]``, laplacian ``[N, N]`` (tensor or operator) -> ``[..., N, C_out]``.
     """
 
     symmetry = PERMUTATION_EQUIVARIANT
@@ -76,9 +77,9 @@ class ChebGraphConv(nn.Module):
     def forward(self, x: Tensor, laplacian: Tensor) -> Tensor:
         terms = [x]
         if self.K > 1:
-            terms.append(torch.matmul(laplacian, x))
+            terms.append(apply_operator(laplacian, x))
         for _ in range(2, self.K):
-            terms.append(2 * torch.matmul(laplacian, terms[-1]) - terms[-2])
+            terms.append(2 * apply_operator(laplacian, terms[-1]) - terms[-2])
         return self.lin(torch.cat(terms, dim=-1))
 
     def __repr__(self) -> str:
@@ -153,7 +154,7 @@ class STConvBlock(nn.Module):
         for module in (self.temporal1, self.spatial, self.temporal2, self.norm):
             module.reset_parameters()
 
-    def forward(self, x: Tensor, operator: Tensor) -> Tensor:
+    def forward(self, x: Tensor, operator: Tensor | GraphOperator) -> Tensor:
         x = self.temporal1(x)
         if isinstance(self.spatial, DenseGCNConv):  # adds self-loops and normalises the adjacency itself
             b, t, n, c = x.shape
@@ -171,8 +172,10 @@ class STGCN(nn.Module):
     ``1 x 1`` sigmoid convolution, a fully connected map), except that the last map emits all ``out_horizon``
     steps at once; the paper trains one single-step model per horizon. Spatial filters: ``spatial="cheb"``
     (Chebyshev of order ``K`` on :func:`scaled_laplacian`) or ``"gcn"`` (first-order
-    :class:`~torch_geometric.nn.DenseGCNConv` with renormalised self-loops on the symmetrised adjacency). Both
-    operators are dense non-persistent buffers built once from ``edge_index``/``edge_weight``.
+    :class:`~torch_geometric.nn.DenseGCNConv` with renormalised self-loops on the symmetrised adjacency). The
+    operators are non-persistent buffers built once from ``edge_index``/``edge_weight``: the Laplacian a
+    :class:`~gdl_graphs.models.temporal.diffusion.GraphOperator` (sparse or dense by density), the GCN adjacency
+    dense.
 
     Args:
         num_nodes, in_channels, out_horizon, edge_index, edge_weight: as in
@@ -208,9 +211,12 @@ class STGCN(nn.Module):
                              f"{kernel_size}; need in_steps > {2 * num_blocks * (kernel_size - 1)}")
         self.num_nodes, self.in_channels, self.out_horizon = num_nodes, in_channels, out_horizon
         self.in_steps, self.spatial = in_steps, spatial
-        operator = (scaled_laplacian(edge_index, edge_weight, num_nodes) if spatial == "cheb"
-                    else dense_adjacency(*symmetrised_adjacency(edge_index, edge_weight, num_nodes), num_nodes))
-        self.register_buffer("operator", operator, persistent=False)
+        if spatial == "cheb":  # sparse or dense by density (non-persistent buffers)
+            self.operator = GraphOperator(scaled_laplacian(edge_index, edge_weight, num_nodes))
+        else:  # PyG's DenseGCNConv takes the dense adjacency
+            self.register_buffer("operator", dense_adjacency(*symmetrised_adjacency(edge_index, edge_weight,
+                                                                                    num_nodes), num_nodes),
+                                 persistent=False)
         self.blocks = nn.ModuleList(
             STConvBlock(in_channels if i == 0 else channels[2], tuple(channels), kernel_size, K, spatial, dropout)
             for i in range(num_blocks))
