@@ -407,7 +407,8 @@ def _relu_message_sum_backward(key: Tensor, self_loops: bool, num_src: int, num_
     """Gradients of :func:`_relu_message_sum` for ``x`` and ``edges`` (the ReLU gate is ``messages > 0``)."""
     adj = _resolve(key, self_loops, num_src, num_dst)
     src, dst = _long(adj.edge_index[0]), _long(adj.edge_index[1])
-    grad_edges = torch.ops.aten.threshold_backward(grad.index_select(0, dst), messages, 0)
+    grad_edges = grad.index_select(0, dst)
+    torch.ops.aten.threshold_backward.grad_input(grad_edges, messages, 0, grad_input=grad_edges)  # in place
     return messages.new_zeros(num_src, messages.size(1)).index_add_(0, src, grad_edges), grad_edges
 
 
