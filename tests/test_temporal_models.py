@@ -162,7 +162,7 @@ def test_spatial_permutation_equivariance_on_sparse_operators(key, monkeypatch):
     test_spatial_permutation_equivariance(key)
 
 
-def test_graph_operator_sparse_and_dense_agree():
+def test_graph_operator_sparse_and_dense_agree(monkeypatch):
     g = torch.Generator().manual_seed(0)
     matrix = torch.rand(N, N, generator=g, dtype=torch.float64) * (torch.rand(N, N, generator=g) < 0.3)
     matrix[3] = 0.0  # a node that receives nothing
@@ -170,11 +170,8 @@ def test_graph_operator_sparse_and_dense_agree():
     cotangent = torch.randn(2, 3, N, 4, generator=g, dtype=torch.float64)
     results = []
     for density in (1.0, 0.0):  # sparse, then dense
-        diffusion.SPARSE_MAX_DENSITY, saved = density, diffusion.SPARSE_MAX_DENSITY
-        try:
-            operator = GraphOperator(matrix)
-        finally:
-            diffusion.SPARSE_MAX_DENSITY = saved
+        monkeypatch.setattr(diffusion, "SPARSE_MAX_DENSITY", density)
+        operator = GraphOperator(matrix)
         assert operator.sparse == (density == 1.0)
         torch.testing.assert_close(operator.to_dense(), matrix, rtol=0, atol=0)
         xs = x.clone().requires_grad_()
@@ -184,6 +181,7 @@ def test_graph_operator_sparse_and_dense_agree():
     torch.testing.assert_close(results[0][0], torch.matmul(matrix, x), rtol=0, atol=1e-12)
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    monkeypatch.undo()  # the repr checks below use the measured threshold
     assert "sparse" in repr(GraphOperator(torch.eye(50))) and "dense" in repr(GraphOperator(torch.ones(3, 3)))
     with pytest.raises(ValueError, match="matrix"):
         GraphOperator(torch.ones(2, 3))

@@ -418,7 +418,7 @@ def _(key, self_loops, num_src, num_dst, messages, grad):
 
 
 def _relu_message_setup(ctx, inputs, output):
-    key, self_loops, num_src, num_dst, x, edges = inputs
+    key, self_loops, num_src, num_dst = inputs[:4]
     ctx.graph = (self_loops, num_src, num_dst)
     ctx.mark_non_differentiable(output[1])
     ctx.save_for_backward(key, output[1])
