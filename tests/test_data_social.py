@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gdl_graphs.data import ChecksumError, load_benchmark
-from gdl_graphs.data.splits import stratified_folds
+from gdl_graphs.data.splits import random_holdouts, stratified_folds
 from tests.fixtures.formats import ring_graphs, write_tu
 from tests.fixtures.staged import require_staged
 
@@ -241,3 +241,34 @@ def test_downloaded_tu_files_are_recorded(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(load_benchmark("tu:DOWNLOADED", root=tmp_path).dataset) == 20
+
+
+@pytest.mark.parametrize("stratified", [False, True])
+def test_random_holdouts_are_seeded_disjoint_splits_of_the_given_sizes(stratified):
+    labels = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)
+    splits = random_holdouts(labels, count=5, fractions=[0.8, 0.1, 0.1], stratified=stratified, seed=7)
+    assert len(splits) == 5
+    for train, val, test in splits:
+        assert torch.cat([train, val, test]).sort().values.tolist() == list(range(100))
+        assert (train.numel(), val.numel(), test.numel()) == (80, 10, 10)
+        if stratified:
+            assert Counter(labels[test].tolist()) == {0: 6, 1: 3, 2: 1}
+    assert len({tuple(test.tolist()) for _, _, test in splits}) == 5  # a new split per repeat
+    again = random_holdouts(labels, count=5, fractions=[0.8, 0.1, 0.1], stratified=stratified, seed=7)
+    assert all(torch.equal(a, b) for sa, sb in zip(splits, again) for a, b in zip(sa, sb))
+    if not stratified:  # torch's random_split cut points, as SAGPool's code: int(0.8 n), int(0.1 n), the rest
+        assert [p.numel() for p in random_holdouts(torch.zeros(1113), 1, [0.8, 0.1, 0.1], False)[0]] == [890, 111, 112]
+
+
+def test_random_split_option_of_a_tu_dataset(tmp_path):
+    write_tu(tmp_path, "MYGRAPHS", ring_graphs(40), [0, 1] * 20, node_labels=[[0] * n for n, _ in ring_graphs(40)])
+    bench = load_benchmark("tu:MYGRAPHS", root=tmp_path, split="random", num_folds=4, fractions=[0.5, 0.25, 0.25])
+    assert bench.num_folds == 4 and "4 random stratified 0.5/0.25/0.25" in bench.info["split"]
+    assert [len(bench.fold(k).test) for k in range(4)] == [10] * 4
+    assert len({tuple(bench.folds[k][2].tolist()) for k in range(4)}) == 4
+    with pytest.raises(ValueError, match="fractions"):
+        load_benchmark("tu:MYGRAPHS", root=tmp_path, fractions=[0.5, 0.25, 0.25])  # the Errica split has none
+    with pytest.raises(ValueError, match="split must be one of"):
+        load_benchmark("tu:MYGRAPHS", root=tmp_path, split="kfold")
+    with pytest.raises(ValueError, match="sum"):
+        load_benchmark("tu:MYGRAPHS", root=tmp_path, split="random", fractions=[0.5, 0.5, 0.5])

@@ -21,7 +21,7 @@ from gdl_graphs.bench.protocols import _best_mean_epoch
 from gdl_graphs.bench.reproductions import render
 from gdl_graphs.bench.runner import configure_threads, default_threads, run_experiments
 from gdl_graphs.bench.store import ResultStore
-from gdl_graphs.bench.training import parameter_groups
+from gdl_graphs.bench.training import parameter_groups, train_run
 from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.data.splits import stratified_folds
 from gdl_graphs.models import build_model, count_parameters
@@ -156,6 +156,32 @@ def test_keys_of_runs_stored_before_the_new_settings_are_unchanged():
     old = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
     assert config.key == old
     assert dataclasses.replace(config, lr_schedule="step").key != old
+
+
+def test_select_by_loss_keeps_the_epoch_of_the_lowest_validation_loss():
+    bench = graph_benchmark()
+    common = dict(epochs=12, patience=12, batch_size=2, lr=0.01, hidden_channels=8, lr_schedule="constant")
+    by_loss = train_run(RunConfig("toyg", "gcn", select_by="loss", **common), bench, progress=False)
+    losses = [point["val_loss"] for point in by_loss.curve]
+    assert by_loss.best_epoch == losses.index(min(losses))
+    assert by_loss.val == by_loss.curve[by_loss.best_epoch]["val"]  # the metric at that epoch is reported
+    by_metric = train_run(RunConfig("toyg", "gcn", **common), bench, progress=False)
+    accuracies = [point["val"] for point in by_metric.curve]
+    assert by_metric.best_epoch == accuracies.index(max(accuracies))
+    assert [p["val_loss"] for p in by_metric.curve] == losses  # same seed, same training: only the choice differs
+    with pytest.raises(ValueError, match="select_by 'loss'"):
+        train_run(RunConfig("toy", "gcn", select_by="loss", epochs=1), node_benchmark(), progress=False)
+    with pytest.raises(ConfigError, match="select_by: must be one of"):
+        parse_suite({"experiments": [{"dataset": "MUTAG", "models": ["gin"], "select_by": "val_loss"}]})
+
+
+def test_the_pooling_recipes_select_on_the_validation_loss_as_their_code():
+    assert all(RECIPES[name].settings["select_by"] == "loss"
+               for name in ("sagpool@lee2019", "topkpool@lee2019", "mincut@bianchi2020"))
+    header, _ = load_suite(REPRODUCE / "pooling_papers.yaml")
+    sagpool, mincut = header["experiments"]
+    assert len(sagpool.runs) == 20 and {r.select_by for r in sagpool.runs} == {"loss"}
+    assert sagpool.runs[0].dataset_options["split"] == "random" and len(mincut.runs) == 10
 
 
 def test_list_models_shows_recipes_with_citations(capsys):

@@ -75,6 +75,7 @@ class RunConfig:
     model_options: dict = field(default_factory=dict)
     device: str = "auto"
     sampler: dict | None = None
+    select_by: str = "metric"
 
     @property
     def key(self) -> str:
@@ -97,10 +98,15 @@ class RunConfig:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
 
 
-LATER_FIELDS = {"lr_schedule": "plateau", "lr_step_size": 50, "weight_decay_scope": "all", "sampler": None}
+LATER_FIELDS = {"lr_schedule": "plateau", "lr_step_size": 50, "weight_decay_scope": "all", "sampler": None,
+                "select_by": "metric"}
 """Run settings added after the first stored runs, with their defaults (left out of the key at the default)."""
 LR_SCHEDULES = ("plateau", "constant", "step")
 WEIGHT_DECAY_SCOPES = ("all", "first_layer")
+SELECT_BY = ("metric", "loss")
+"""What picks the best epoch (and early-stops): the benchmark's validation ``metric``, or the validation ``loss``
+(SAGPool's and minCUTpool's code)."""
+DEVICES = ("auto", "cpu", "cuda")
 
 FIELD_TYPES = {
     "seed": int, "fold": int, "epochs": int, "batch_size": int, "lr": float, "weight_decay": float,
@@ -108,11 +114,14 @@ FIELD_TYPES = {
     "lr_factor": float, "min_lr": float, "lr_schedule": str, "lr_step_size": int,
     "weight_decay_scope": str, "grad_clip": (float, type(None)), "train_limit": (int, type(None)),
     "dataset_options": dict, "model_options": dict, "device": str, "sampler": (dict, type(None)),
+    "select_by": str,
 }
+CHOICES = {"lr_schedule": LR_SCHEDULES, "weight_decay_scope": WEIGHT_DECAY_SCOPES, "select_by": SELECT_BY,
+           "device": DEVICES}
+"""The allowed values of the settings that take one of a few names."""
 DEFAULT_KEYS = set(FIELD_TYPES) - {"seed", "fold"}
 EXPERIMENT_KEYS = DEFAULT_KEYS | {"dataset", "models", "seeds", "folds", "protocol", "grid", "restarts"}
 SUITE_KEYS = {"name", "description", "defaults", "experiments", "db"}
-DEVICES = ("auto", "cpu", "cuda")
 MAX_VALUES = 10_000  # values in a suite or in one run's options (a YAML alias bomb expands far past this)
 _POSITIVE_INTS = ("batch_size", "patience", "lr_patience", "lr_step_size", "hidden_channels", "train_limit")
 
@@ -175,12 +184,8 @@ def check_setting(key: str, value, where: str):
         check_plain(value, f"{where}{key}")
     elif isinstance(value, (int, float)):
         _check_range(key, value, where)
-    if key == "lr_schedule" and value not in LR_SCHEDULES:
-        raise ConfigError(f"{where}lr_schedule: must be one of {LR_SCHEDULES}, got {value!r}")
-    if key == "weight_decay_scope" and value not in WEIGHT_DECAY_SCOPES:
-        raise ConfigError(f"{where}weight_decay_scope: must be one of {WEIGHT_DECAY_SCOPES}, got {value!r}")
-    if key == "device" and value not in DEVICES:
-        raise ConfigError(f"{where}device: must be one of {DEVICES}, got {value!r}")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{where}{key}: must be one of {CHOICES[key]}, got {value!r}")
     if key == "device" and value == "cuda":
         import torch
 

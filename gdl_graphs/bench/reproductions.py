@@ -116,8 +116,9 @@ def render(path: str | Path, output: str | None = None) -> str:
         mean, std = entry["published"]
         published = f"{mean}" + (f" ± {std}" if std is not None else "")
         budget = _budget(entry, experiment, result)
+        protocol = _protocol(experiment)
         if result is None or not result["n"]:
-            lines.append(f"| {entry['dataset']} | {entry['model']} | {experiment.protocol} | not run | {published} "
+            lines.append(f"| {entry['dataset']} | {entry['model']} | {protocol} | not run | {published} "
                          f"| {entry['source']} | - | - | {budget} |")
             not_run.append(f"- {entry['dataset']} / {entry['model']}: `{_command(entry)}`")
             continue
@@ -127,10 +128,10 @@ def render(path: str | Path, output: str | None = None) -> str:
         gap = ours_mean - mean
         within = "-" if std is None else ("yes" if abs(gap) <= std else "**no**")
         partial = "" if result["complete"] else f" (partial: {result['stored']}/{result['expected']} runs)"
-        lines.append(f"| {entry['dataset']} | {entry['model']} | {experiment.protocol} | {ours_mean:.{digits}f} ± "
+        lines.append(f"| {entry['dataset']} | {entry['model']} | {protocol} | {ours_mean:.{digits}f} ± "
                      f"{ours_std:.{digits}f}{partial} | {published} | {entry['source']} | {gap:+.{digits}f} | "
                      f"{within} | {budget} |")
-        details += detail_lines(f"{entry['dataset']} / {entry['model']} ({experiment.protocol}, `{header['db']}`)",
+        details += detail_lines(f"{entry['dataset']} / {entry['model']} ({protocol}, `{header['db']}`)",
                                 result)
         for run in experiment.runs:
             if run.key in rows:
@@ -149,6 +150,14 @@ def render(path: str | Path, output: str | None = None) -> str:
                   + (f" ({threads} thread{'s' if threads > 1 else ''})" if threads else "")
                   for code, torch_version, pyg, device, threads in sorted(provenance)]
     return "\n".join(lines) + "\n"
+
+
+def _protocol(experiment) -> str:
+    """The protocol's name, with the dataset's split rule and the selection value where a suite set them."""
+    run = experiment.runs[0]
+    split = run.dataset_options.get("split")
+    return experiment.protocol + (f", {split} splits" if split else "") + (
+        f", select by val {run.select_by}" if run.select_by != "metric" else "")
 
 
 def _budget(entry: dict, experiment, result: dict | None) -> str:

@@ -86,6 +86,9 @@ class Task:
     accepts_sampler: ClassVar[bool] = False
     """Whether the kind trains on neighbour-sampled mini-batches (checked by the suite's config validation)."""
 
+    reports_loss: ClassVar[bool] = False
+    """Whether :meth:`evaluate` also returns the split's mean ``loss`` (what ``select_by: loss`` selects on)."""
+
     def __init__(self, benchmark: Benchmark, batch_size: int, device: torch.device, seed: int,
                  train_limit: int | None = None, sampler_factory=None, entry: ModelEntry | None = None,
                  sampler: SamplerSettings | None = None):
@@ -152,6 +155,8 @@ class GraphBatches(Task):
     """Mini-batches of graphs: a subclass says how outputs are scored (:meth:`loss`, :meth:`metrics`) and may map
     outputs to the benchmark's units (:meth:`to_units`)."""
 
+    reports_loss = True
+
     def loss(self, out: Tensor, data) -> Tensor:
         raise NotImplementedError
 
@@ -178,19 +183,24 @@ class GraphBatches(Task):
         return total / max(count, 1)
 
     @torch.no_grad()
-    def predict(self, model, split) -> tuple[Tensor, Tensor]:
-        """Predictions in the benchmark's units and the targets of a split."""
+    def predict(self, model, split) -> tuple[Tensor, Tensor, float]:
+        """Predictions in the benchmark's units, the targets of a split, and the mean training loss over it
+        (without auxiliary losses)."""
         model.eval()
-        outs, ys = [], []
+        outs, ys, loss, count = [], [], 0.0, 0
         for data in DataLoader(split, batch_size=max(self.batch_size, 256)):
             data = data.to(self.device)
-            out = self.to_units(model(data).float())
+            raw = model(data).float()
+            loss += float(self.loss(raw, data)) * data.num_graphs
+            count += data.num_graphs
+            out = self.to_units(raw)
             outs.append(out.cpu())
             ys.append(self.targets(data, out).cpu())
-        return torch.cat(outs), torch.cat(ys)
+        return torch.cat(outs), torch.cat(ys), loss / max(count, 1)
 
     def evaluate(self, model, name: str) -> dict:
-        return self.metrics(*self.predict(model, self._split(name)))
+        out, y, loss = self.predict(model, self._split(name))
+        return {**self.metrics(out, y), "loss": loss}
 
 
 def _errors(out: Tensor, y: Tensor) -> dict:

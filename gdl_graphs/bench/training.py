@@ -105,7 +105,8 @@ def parameter_groups(model: torch.nn.Module, config: RunConfig) -> list[dict]:
 
 
 def make_scheduler(optimizer, config: RunConfig, higher_is_better: bool):
-    """The learning-rate schedule: ReduceLROnPlateau on the validation metric, a constant rate, or a step decay
+    """The learning-rate schedule: ReduceLROnPlateau on the selection value (``select_by``: the validation metric
+    or loss; ``higher_is_better`` says which way it improves), a constant rate, or a step decay
     by ``lr_factor`` every ``lr_step_size`` epochs (Xu et al.; Errica et al.)."""
     if config.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -132,7 +133,11 @@ def set_up(config: RunConfig, benchmark: Benchmark, context: DistributedContext)
     trainable = params > 0 and config.epochs > 0
     wrapped = context.wrap(model) if trainable else model
     optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.lr) if trainable else None
-    scheduler = make_scheduler(optimizer, config, task.higher_is_better) if trainable else None
+    if config.select_by == "loss" and not task.reports_loss:
+        raise ValueError(f"{config.label()}: select_by 'loss' needs a validation loss, which {benchmark.task} "
+                         f"benchmarks do not report; use select_by 'metric'")
+    scheduler = make_scheduler(optimizer, config, task.higher_is_better and config.select_by == "metric") \
+        if trainable else None
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
         else contextlib.nullcontext
     return Session(model, wrapped, task, optimizer, scheduler, autocast, device, params, context)
@@ -171,19 +176,30 @@ def train_epoch(session: Session, config: RunConfig, state: dict) -> tuple[float
     value = metrics["val"][task.metric]
     _check_finite(config, state["epoch"], {"training loss": loss, f"validation {task.metric}": value,
                                            f"test {task.metric}": metrics["test"][task.metric]})
+    selected = value if config.select_by == "metric" else metrics["val"]["loss"]
     if config.lr_schedule == "plateau":
-        session.scheduler.step(value)
+        session.scheduler.step(selected)
     else:
         session.scheduler.step()
-    if task.better(value, state["best_val"]):
-        state.update(best_val=value, best_epoch=state["epoch"], bad_epochs=0,
+    if _improves(task, config, selected, state["best_val"]):
+        state.update(best_val=selected, best_epoch=state["epoch"], bad_epochs=0,
                      best_metrics={**metrics, "train_loss": loss})
     else:
         state["bad_epochs"] += 1
-    state["curve"].append({"epoch": state["epoch"], "loss": loss, "val": value,
-                           "test": metrics["test"][task.metric], "lr": session.optimizer.param_groups[0]["lr"]})
+    point = {"epoch": state["epoch"], "loss": loss, "val": value, "test": metrics["test"][task.metric],
+             "lr": session.optimizer.param_groups[0]["lr"]}
+    if task.reports_loss:
+        point["val_loss"] = metrics["val"]["loss"]
+    state["curve"].append(point)
     state["epoch"] += 1
     return loss, value
+
+
+def _improves(task, config: RunConfig, selected: float, best: float | None) -> bool:
+    """Whether this epoch's selection value beats the best so far (a lower loss, or a better metric)."""
+    if config.select_by == "metric":
+        return task.better(selected, best)
+    return best is None or math.isnan(best) or selected < best
 
 
 def save_checkpoint(session: Session, config: RunConfig, state: dict, checkpoint: Path) -> None:

@@ -12,7 +12,7 @@ from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.data.cache import open_cached, write_record
 from gdl_graphs.data.checksums import build_dataset, known_files
 from gdl_graphs.data.root import check_dataset_name
-from gdl_graphs.data.splits import holdout, stratified_folds
+from gdl_graphs.data.splits import holdout, random_holdouts, stratified_folds
 
 CONSTANT_FEATURE_TU = ("REDDIT-BINARY", "REDDIT-MULTI-5K", "REDDIT-MULTI-12K")
 """Featureless TU datasets that GIN (Xu et al. 2019) gives a constant node feature; the others get one-hot degrees."""
@@ -36,7 +36,31 @@ def max_degree(dataset) -> int:
 TU_REQUIRED = ("A", "graph_indicator", "graph_labels")
 """TU files every graph-classification dataset needs (``NAME_<kind>.txt``)."""
 
-SPLITS = ("errica", "gin")
+SPLITS = ("errica", "gin", "random")
+"""Split rules of a TU dataset: ``errica`` (stratified CV with an inner hold-out), ``gin`` (the GIN repository's
+folds, GIN-format data only), ``random`` (repeated random hold-outs, see :func:`computed_folds`)."""
+
+
+def computed_folds(y: torch.Tensor, split: str, num_folds: int, val_fraction: float, seed: int,
+                   fractions: list[float] | None, stratified: bool) -> tuple[list, str]:
+    """The ``(train, val, test)`` folds of the computed split rules and their description.
+
+    ``errica``: stratified ``num_folds``-fold CV with a stratified inner ``val_fraction`` hold-out
+    (``val_fraction=0``: validation = the test fold, Xu et al. 2019). ``random``: ``num_folds`` independent random
+    ``fractions`` (train, val, test) splits, the k-th with seed ``seed + k``, ``stratified`` or not
+    (:func:`~gdl_graphs.data.splits.random_holdouts`; the papers that average over random splits)."""
+    if split == "random":
+        fractions = fractions or [0.8, 0.1, 0.1]
+        folds = random_holdouts(y, num_folds, fractions, stratified, seed)
+        kind = "stratified" if stratified else "unstratified"
+        return folds, (f"{num_folds} random {kind} {'/'.join(f'{f:g}' for f in fractions)} train/val/test splits "
+                       f"(seeds {seed}..{seed + num_folds - 1})")
+    if fractions is not None:
+        raise ValueError(f"fractions: only split='random' takes fractions, got split={split!r}")
+    folds = stratified_folds(y, num_folds=num_folds, val_fraction=val_fraction, seed=seed)
+    return folds, (f"stratified {num_folds}-fold CV, inner {val_fraction:.0%} stratified validation (Errica et al. "
+                   f"2020)" if val_fraction else f"stratified {num_folds}-fold CV, validation = the test fold "
+                   f"(Xu et al. 2019)")
 
 
 def tu_raw_files(root: Path, name: str) -> list[str]:
@@ -62,7 +86,8 @@ def _staged_or_download(what: str, root: Path, raw_files, processed_dir: Path, b
 
 def load_tu(root: Path, name: str, degree_features: str | None = None, num_folds: int = 10,
             val_fraction: float = 0.1, seed: int = 0, verify: bool = True, use_node_attr: bool = False,
-            split: str = "errica", source: str = "auto") -> Benchmark:
+            split: str = "errica", source: str = "auto", fractions: list[float] | None = None,
+            stratified: bool = True) -> Benchmark:
     """A TU dataset (``<root>/<name>/raw/<name>_A.txt`` ...) with stratified ``num_folds``-fold CV and an inner
     stratified validation hold-out (Errica et al. 2020); ``train/val/test`` hold fold 0, ``Benchmark.fold(i)`` the
     others.
@@ -75,7 +100,8 @@ def load_tu(root: Path, name: str, degree_features: str | None = None, num_folds
     ``source``: ``"tu"`` (the TU Dortmund files), ``"gin"`` (the GIN repository's text format, see
     :mod:`~gdl_graphs.data.gin_format`) or ``"auto"`` (TU files if staged, else a GIN-format copy, else PyG's
     download). ``split``: ``"errica"`` (above) or ``"gin"`` (the GIN repository's ``10fold_idx`` folds; GIN-format
-    data only), see :func:`load_gin_format`.
+    data only), see :func:`load_gin_format`, or ``"random"`` (``num_folds`` random ``fractions`` splits,
+    ``stratified`` or not, as papers that average over random splits; see :func:`computed_folds`).
     """
     from torch_geometric.datasets import TUDataset
 
@@ -90,20 +116,21 @@ def load_tu(root: Path, name: str, degree_features: str | None = None, num_folds
         source = "gin" if staged_gin and not staged_tu else "tu"
     if source == "gin":
         return load_gin_format(root, name, degree_features=degree_features, val_fraction=val_fraction, seed=seed,
-                               verify=verify, use_node_attr=use_node_attr, split=split, num_folds=num_folds)
-    if split != "errica":
-        raise ValueError(f"{name}: split={split!r} needs the GIN repository's fold files (source='gin'); the TU "
-                         f"files have no official folds, use split='errica'")
+                               verify=verify, use_node_attr=use_node_attr, split=split, num_folds=num_folds,
+                               fractions=fractions, stratified=stratified)
+    if split not in SPLITS:
+        raise ValueError(f"{name}: split must be one of {SPLITS}, got {split!r}")
+    if split == "gin":
+        raise ValueError(f"{name}: split='gin' needs the GIN repository's fold files (source='gin'); the TU "
+                         f"files have no official folds, use split='errica' or 'random'")
     dataset = _staged_or_download(
         name, root, lambda: tu_raw_files(root, name), root / name / "processed",
         lambda force: TUDataset(str(root), name, use_node_attr=use_node_attr, force_reload=force), verify,
         hint=f"Copy the TU Dortmund files of {name} into {root / name / 'raw'} "
              f"(`gdl-bench data prepare {name} --from DIR`) or load it online.")
-    folds = stratified_folds(_labels(dataset, name, root / name / "raw"), num_folds=num_folds,
-                             val_fraction=val_fraction, seed=seed)
-    info = {"split": f"stratified {num_folds}-fold CV, inner {val_fraction:.0%} stratified validation "
-                     f"(Errica et al. 2020)" if val_fraction else f"stratified {num_folds}-fold CV, validation = "
-                     f"the test fold (Xu et al. 2019)", "seed": seed, "source": "tu"}
+    folds, described = computed_folds(_labels(dataset, name, root / name / "raw"), split, num_folds, val_fraction,
+                                      seed, fractions, stratified)
+    info = {"split": described, "seed": seed, "source": "tu"}
     return tu_benchmark(name, dataset, folds, info, degree_features)
 
 
@@ -118,15 +145,15 @@ def _labels(dataset, name: str, where) -> torch.Tensor:
 
 def load_gin_format(root: Path, name: str, degree_features: str | None = None, val_fraction: float = 0.1,
                     seed: int = 0, verify: bool = True, use_node_attr: bool = False, split: str = "gin",
-                    num_folds: int = 10) -> Benchmark:
+                    num_folds: int = 10, fractions: list[float] | None = None, stratified: bool = True) -> Benchmark:
     """Any dataset in the GIN repository's text format (``<root>/TU_gin_format/<name>.zip``), as PyG's
     ``TUDataset`` would give it (:class:`~gdl_graphs.data.gin_format.GINFormatTUDataset`), featureless datasets
     treated as in :func:`load_tu`.
 
     ``split="gin"`` (default): the repository's ten ``10fold_idx`` folds; the GIN paper had no validation set, so
     each fold's validation part is a stratified ``val_fraction`` of its training part (``seed``), taken out of
-    training; ``val_fraction=0`` keeps the folds exactly (empty validation). ``split="errica"``: the Errica et al.
-    protocol of :func:`load_tu` (``num_folds``, ``val_fraction``, ``seed``).
+    training; ``val_fraction=0`` keeps the folds exactly (empty validation). ``split="errica"`` / ``"random"``: the
+    computed splits of :func:`load_tu` (:func:`computed_folds`).
     """
     from gdl_graphs.data.gin_format import GIN_DIR, HINT, GINFormatTUDataset, gin_raw_files
 
@@ -142,15 +169,15 @@ def load_gin_format(root: Path, name: str, degree_features: str | None = None, v
     y = _labels(dataset, name, root / raw[0])
     info = {"source": f"GIN text format ({root / raw[0]})", "seed": seed}
     if split == "gin":
+        if fractions is not None:
+            raise ValueError(f"fractions: only split='random' takes fractions, got split={split!r}")
         if dataset.gin_folds is None:
             raise ValueError(f"{name}: {root / raw[0]} has no 10fold_idx split files; use split='errica'")
         folds = [(*holdout(train, y, val_fraction, seed), test) for train, test in dataset.gin_folds]
         info["split"] = (f"GIN repository 10fold_idx folds, validation a stratified {val_fraction:.0%} of each "
                          f"training part" if val_fraction else "GIN repository 10fold_idx folds, no validation set")
     else:
-        folds = stratified_folds(y, num_folds=num_folds, val_fraction=val_fraction, seed=seed)
-        info["split"] = (f"stratified {num_folds}-fold CV, inner {val_fraction:.0%} stratified validation "
-                         f"(Errica et al. 2020)")
+        folds, info["split"] = computed_folds(y, split, num_folds, val_fraction, seed, fractions, stratified)
     return tu_benchmark(name, dataset, folds, info, degree_features)
 
 

@@ -1,5 +1,5 @@
-"""Official split rules: OGB's scaffold split, seeded random splits, and the stratified 10-fold protocol of
-Errica et al. (2020).
+"""Official split rules: OGB's scaffold split, seeded random splits (one, or repeated hold-outs), and the
+stratified 10-fold protocol of Errica et al. (2020).
 
 Hand-written where no library exposes the exact rule: the scaffold split follows the pretrain-gnns / OGB code
 (Hu et al. 2020) step by step on top of RDKit's :mod:`~rdkit.Chem.Scaffolds.MurckoScaffold`; the CV folds use
@@ -123,6 +123,34 @@ def stratified_folds(labels: Tensor | np.ndarray, num_folds: int = 10, val_fract
         train, val = holdout(torch.from_numpy(trainval), y, val_fraction, seed)
         folds.append((train, val, torch.from_numpy(np.sort(test)).long()))
     return folds
+
+
+def random_holdouts(labels: Tensor | np.ndarray, count: int = 10, fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                    stratified: bool = True, seed: int = 0) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """``count`` independent random ``(train, val, test)`` splits, the ``k``-th drawn with seed ``seed + k``: the
+    repeated hold-out of papers that report the mean over random splits rather than over CV folds.
+
+    ``stratified=False`` cuts a random permutation at ``int(f_train n)`` and ``int((f_train + f_val) n)`` (as
+    ``torch.utils.data.random_split`` with those lengths, SAGPool's code); ``stratified=True`` takes a stratified
+    ``f_test`` test part, then a stratified ``f_val / (1 - f_test)`` of the rest for validation (scikit-learn's
+    ``train_test_split`` twice, Bianchi et al.'s code)."""
+    from sklearn.model_selection import train_test_split
+
+    frac_train, frac_valid, frac_test = _check_fractions(fractions)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a positive int, got {count!r}")
+    if min(frac_train, frac_test) == 0:
+        raise ValueError(f"fractions: the training and test parts must be non-empty, got {tuple(fractions)}")
+    y = np.asarray(labels).reshape(-1)
+    splits = []
+    for k in range(count):
+        if not stratified:
+            splits.append(random_split(len(y), fractions, seed + k))
+            continue
+        rest, test = train_test_split(np.arange(len(y)), test_size=frac_test, stratify=y, random_state=seed + k)
+        train, val = holdout(torch.from_numpy(rest), y, frac_valid / (1 - frac_test), seed + k)
+        splits.append((train, val, torch.from_numpy(np.sort(test)).long()))
+    return splits
 
 
 def holdout(train: Tensor, labels: Tensor | np.ndarray, val_fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
