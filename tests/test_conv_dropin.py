@@ -229,13 +229,16 @@ def test_matches_pyg_or_refuses(name, case, dtype):
 ATTENTION = ["GATConv", "GATConv-edge", "GATv2Conv", "GATv2Conv-edge"]
 
 
+@pytest.mark.parametrize("sddmm", ["sampled", "gathered"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 @pytest.mark.parametrize("name", ATTENTION)
-def test_attention_on_per_head_products_matches_pyg(name, case, monkeypatch):
-    # the large-graph path (one CSR product per head, edge-value gradients and GATv2's scores in chunks), forced on
-    # the small test graph
+def test_attention_on_per_head_products_matches_pyg(name, case, sddmm, monkeypatch):
+    # the large-graph path (one CSR product per head, GATv2's scores in chunks), forced on the small test graph;
+    # the edge-value gradients by sampled_addmm, or by the chunked gather used where it has no kernel
     monkeypatch.setattr(aggregate, "PER_HEAD_MIN_MESSAGES", 0)
-    monkeypatch.setattr(aggregate, "SDDMM_CHUNK_ELEMENTS", 8)
+    if sddmm == "gathered":
+        monkeypatch.setattr(aggregate, "_sampled_kernel_for", lambda x: False)
+        monkeypatch.setattr(aggregate, "SDDMM_CHUNK_ELEMENTS", 8)
     monkeypatch.setattr(gat, "SCORE_CHUNK_ELEMENTS", 64)
     test_matches_pyg_or_refuses(name, case, torch.float64)
 
