@@ -170,7 +170,8 @@ def _budget(entry: dict, experiment, result: dict | None) -> str:
         ours += (f", {len(experiment.selection.candidates)} configurations x {len(folds)} folds, "
                  f"{len(experiment.selection.restart_seeds)} restarts")
     else:
-        ours += f", {len(seeds)} seed{'s' * (len(seeds) > 1)}" + (f" x {len(folds)} folds" if len(folds) > 1 else "")
+        unit = "random splits" if runs[0].dataset_options.get("split") == "random" else "folds"
+        ours += f", {len(seeds)} seed{'s' * (len(seeds) > 1)}" + (f" x {len(folds)} {unit}" if len(folds) > 1 else "")
     if entry.get("budget"):
         ours = "**" + ours + "** (cut: " + ", ".join(f"{k} {v}" for k, v in entry["budget"].items()) + ")"
     paper = entry.get("paper_budget")
