@@ -65,6 +65,13 @@ def average_precision(y_true: np.ndarray, y_score: np.ndarray) -> float:
 MULTILABEL_METRICS = {"rocauc": roc_auc, "ap": average_precision}
 
 
+def improves(value: float, best: float | None, higher_is_better: bool) -> bool:
+    """Whether ``value`` beats ``best`` (``None`` or NaN: any non-NaN value does)."""
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    return value > best if higher_is_better else value < best
+
+
 class Task:
     """Base of the task kinds. ``train_epoch`` returns the mean training loss; ``evaluate`` the metrics of a split
     (``"train"``, ``"val"``, ``"test"``) with the headline metric under ``benchmark.metric``.
@@ -111,11 +118,6 @@ class Task:
             self.train_split = Subset(self.train_split, order[:train_limit].tolist()) \
                 if not hasattr(self.train_split, "index_select") else self.train_split[order[:train_limit]]
         self.epoch = 0
-
-    def better(self, value: float, best: float | None) -> bool:
-        if best is None or math.isnan(best):
-            return not math.isnan(value)
-        return value > best if self.higher_is_better else value < best
 
     def _train_loader(self, loader_class):
         sampler = self.sampler_factory(self.train_split) if self.sampler_factory else None

@@ -26,7 +26,7 @@ from gdl_graphs.bench.config import RunConfig
 from gdl_graphs.bench.distributed import DistributedContext
 from gdl_graphs.bench.minibatch import SamplerSettings
 from gdl_graphs.bench.store import RunResult
-from gdl_graphs.bench.tasks import Task, make_task
+from gdl_graphs.bench.tasks import Task, improves, make_task
 from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.models.registry import build_model, count_parameters, get_model
 
@@ -136,8 +136,7 @@ def set_up(config: RunConfig, benchmark: Benchmark, context: DistributedContext)
     if config.select_by == "loss" and not task.reports_loss:
         raise ValueError(f"{config.label()}: select_by 'loss' needs a validation loss, which {benchmark.task} "
                          f"benchmarks do not report; use select_by 'metric'")
-    scheduler = make_scheduler(optimizer, config, task.higher_is_better and config.select_by == "metric") \
-        if trainable else None
+    scheduler = make_scheduler(optimizer, config, _selection_higher_is_better(task, config)) if trainable else None
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
         else contextlib.nullcontext
     return Session(model, wrapped, task, optimizer, scheduler, autocast, device, params, context)
@@ -181,7 +180,7 @@ def train_epoch(session: Session, config: RunConfig, state: dict) -> tuple[float
         session.scheduler.step(selected)
     else:
         session.scheduler.step()
-    if _improves(task, config, selected, state["best_val"]):
+    if improves(selected, state["best_val"], _selection_higher_is_better(task, config)):
         state.update(best_val=selected, best_epoch=state["epoch"], bad_epochs=0,
                      best_metrics={**metrics, "train_loss": loss})
     else:
@@ -195,11 +194,9 @@ def train_epoch(session: Session, config: RunConfig, state: dict) -> tuple[float
     return loss, value
 
 
-def _improves(task, config: RunConfig, selected: float, best: float | None) -> bool:
-    """Whether this epoch's selection value beats the best so far (a lower loss, or a better metric)."""
-    if config.select_by == "metric":
-        return task.better(selected, best)
-    return best is None or math.isnan(best) or selected < best
+def _selection_higher_is_better(task: Task, config: RunConfig) -> bool:
+    """Which way the value ``select_by`` reads improves: the benchmark's metric's way, or down for a loss."""
+    return task.higher_is_better and config.select_by == "metric"
 
 
 def save_checkpoint(session: Session, config: RunConfig, state: dict, checkpoint: Path) -> None:

@@ -41,6 +41,13 @@ SPLITS = ("errica", "gin", "random")
 folds, GIN-format data only), ``random`` (repeated random hold-outs, see :func:`computed_folds`)."""
 
 
+def _check_split(name: str, split: str, fractions: list[float] | None) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"{name}: split must be one of {SPLITS}, got {split!r}")
+    if fractions is not None and split != "random":
+        raise ValueError(f"fractions: only split='random' takes fractions, got split={split!r}")
+
+
 def computed_folds(y: torch.Tensor, split: str, num_folds: int, val_fraction: float, seed: int,
                    fractions: list[float] | None, stratified: bool) -> tuple[list, str]:
     """The ``(train, val, test)`` folds of the computed split rules and their description.
@@ -55,8 +62,6 @@ def computed_folds(y: torch.Tensor, split: str, num_folds: int, val_fraction: fl
         kind = "stratified" if stratified else "unstratified"
         return folds, (f"{num_folds} random {kind} {'/'.join(f'{f:g}' for f in fractions)} train/val/test splits "
                        f"(seeds {seed}..{seed + num_folds - 1})")
-    if fractions is not None:
-        raise ValueError(f"fractions: only split='random' takes fractions, got split={split!r}")
     folds = stratified_folds(y, num_folds=num_folds, val_fraction=val_fraction, seed=seed)
     return folds, (f"stratified {num_folds}-fold CV, inner {val_fraction:.0%} stratified validation (Errica et al. "
                    f"2020)" if val_fraction else f"stratified {num_folds}-fold CV, validation = the test fold "
@@ -108,6 +113,7 @@ def load_tu(root: Path, name: str, degree_features: str | None = None, num_folds
     from gdl_graphs.data.gin_format import GIN_DIR
 
     check_dataset_name(name)
+    _check_split(name, split, fractions)
     if source not in ("auto", "tu", "gin"):
         raise ValueError(f"{name}: source must be 'auto', 'tu' or 'gin', got {source!r}")
     if source == "auto":
@@ -118,8 +124,6 @@ def load_tu(root: Path, name: str, degree_features: str | None = None, num_folds
         return load_gin_format(root, name, degree_features=degree_features, val_fraction=val_fraction, seed=seed,
                                verify=verify, use_node_attr=use_node_attr, split=split, num_folds=num_folds,
                                fractions=fractions, stratified=stratified)
-    if split not in SPLITS:
-        raise ValueError(f"{name}: split must be one of {SPLITS}, got {split!r}")
     if split == "gin":
         raise ValueError(f"{name}: split='gin' needs the GIN repository's fold files (source='gin'); the TU "
                          f"files have no official folds, use split='errica' or 'random'")
@@ -158,8 +162,7 @@ def load_gin_format(root: Path, name: str, degree_features: str | None = None, v
     from gdl_graphs.data.gin_format import GIN_DIR, HINT, GINFormatTUDataset, gin_raw_files
 
     check_dataset_name(name)
-    if split not in SPLITS:
-        raise ValueError(f"{name}: split must be one of {SPLITS}, got {split!r}")
+    _check_split(name, split, fractions)
     raw = gin_raw_files(root, name)
     processed_dir = root / GIN_DIR / name / "processed"
     dataset = open_cached(name, root, raw, processed_dir, ["data.pt", "folds.pt"],
@@ -169,8 +172,6 @@ def load_gin_format(root: Path, name: str, degree_features: str | None = None, v
     y = _labels(dataset, name, root / raw[0])
     info = {"source": f"GIN text format ({root / raw[0]})", "seed": seed}
     if split == "gin":
-        if fractions is not None:
-            raise ValueError(f"fractions: only split='random' takes fractions, got split={split!r}")
         if dataset.gin_folds is None:
             raise ValueError(f"{name}: {root / raw[0]} has no 10fold_idx split files; use split='errica'")
         folds = [(*holdout(train, y, val_fraction, seed), test) for train, test in dataset.gin_folds]
