@@ -82,7 +82,7 @@ if not __package__:  # run as a script (python benchmarks/x.py): make the reposi
 
 from benchmarks.machine import describe
 from gdl_graphs.bench.suite import load_suite
-from gdl_graphs.bench.tasks import Forecasting
+from gdl_graphs.bench.tasks import Forecasting, improves
 from gdl_graphs.bench.training import seed_everything
 from gdl_graphs.data import load_benchmark
 from gdl_graphs.models.registry import build_model, count_parameters, get_model
@@ -285,7 +285,7 @@ class Side:
         seconds = time.perf_counter() - started
         self.seconds.append(seconds)
         val = self.task.evaluate(self.model, "val")["mse"]
-        if self.task.better(val, self.best_val):
+        if improves(val, self.best_val, higher_is_better=False):  # validation MSE: lower is better
             self.best_val, self.best_epoch = val, len(self.seconds) - 1
             self.test_mse = self.task.evaluate(self.model, "test")["mse"]
         return seconds
