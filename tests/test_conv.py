@@ -286,6 +286,34 @@ def test_relu_message_sum_equals_its_unfused_form_eager_and_compiled():
     assert results[0][0][6].abs().sum() == 0
 
 
+@pytest.mark.parametrize("by_target", [True, False], ids=["targets", "sources"])
+def test_gather_edges_is_index_select_with_a_csr_backward(by_target):
+    # values per edge, and the gradient (a CSR product on the incidence matrix, not a scatter): equal to
+    # index_select's, with nodes that have no edges, eager and compiled, on a bipartite graph; twice differentiable
+    g = torch.Generator().manual_seed(0)
+    edge_index = torch.stack([torch.randint(0, 5, (30,), generator=g), torch.randint(0, 8, (30,), generator=g)])
+    edge_index[:, edge_index[0] == 4] = 3  # source 4 sends nothing
+    num_nodes = 8 if by_target else 5
+    values = torch.randn(num_nodes, 3, 2, generator=g, dtype=torch.float64)
+    weights = torch.randn(30, 3, 2, generator=g, dtype=torch.float64)
+    adj = aggregate.adjacency(edge_index, (5, 8))
+
+    def gathered(v):
+        return aggregate.gather_edges(adj, v, by_target)
+
+    expected_values = values.clone().requires_grad_()
+    expected = expected_values.index_select(0, edge_index[1 if by_target else 0])
+    (expected * weights).sum().backward()
+    for function in (gathered, torch.compile(gathered, fullgraph=True)):
+        ours = values.clone().requires_grad_()
+        out = function(ours)
+        (out * weights).sum().backward()
+        torch.testing.assert_close(out, expected, rtol=0, atol=0)
+        torch.testing.assert_close(ours.grad, expected_values.grad, rtol=0, atol=1e-12)
+    assert expected_values.grad[4].abs().sum() == 0 or by_target
+    torch.autograd.gradgradcheck(gathered, (values.clone().requires_grad_(),))
+
+
 def test_reduce_edges_paths_agree():
     g = torch.Generator().manual_seed(0)
     index = torch.randint(0, 7, (50,), generator=g)
