@@ -608,9 +608,9 @@ def reduce_edges(messages: Tensor, index: Tensor, num_nodes: int, reduce: str = 
 def gather_edges(adj: Adjacency, values: Tensor, by_target: bool) -> Tensor:
     r"""Node values per edge, :math:`\mathbf{v}_{\mathrm{dst}(e)}` (``by_target``) or :math:`\mathbf{v}_{\mathrm{src}(e)}`:
     ``values`` ``[N, *]`` -> ``[E, *]`` in edge order, as ``values.index_select(0, edge_index[1 or 0])``. Its
-    gradient is a sum over each node's edges on the graph's incidence matrix (one CSR product) instead of a scatter:
-    under :func:`torch.compile`, Inductor's CPU code for the scatter of an inlined gather's backward made compiled GAT
-    slower than eager."""
+    gradient is a sum over each node's edges on the graph's incidence matrix (one CSR product) instead of the
+    scatter that Inductor generates for an inlined gather's backward (its gain alone was not measured: see
+    ``gdl_graphs::score_leaky_relu`` for the measured cause of compiled GAT's slowness)."""
     index = adj.edge_index[1 if by_target else 0]
     if not use_csr_path() or not _csr_kernel_for(values) or adj.num_edges == 0:
         return values.index_select(0, index)
@@ -682,8 +682,8 @@ def _long(index: Tensor) -> Tensor:
 
 @torch.library.custom_op("gdl_graphs::edge_max", mutates_args=())
 def _edge_max(index: Tensor, scores: Tensor, num_nodes: int) -> Tensor:
-    """The largest score per target (no gradient): an opaque call to torch's scatter kernel, since Inductor's
-    CPU code for this scatter made a compiled GAT forward pass 5x slower than eager's (torch 2.13, 10k / 200k)."""
+    """The largest score per target (no gradient): an opaque call to torch's scatter kernel, kept out of
+    Inductor's fused kernels (its gain alone was not measured)."""
     return scatter(scores, index, dim=0, dim_size=num_nodes, reduce="max")
 
 

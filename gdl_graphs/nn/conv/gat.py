@@ -108,8 +108,9 @@ _score_leaky_relu.register_autograd(_score_leaky_relu_backward, setup_context=_s
 
 
 def _mask_edges(scores: Tensor, masked: Tensor) -> Tensor:
-    """``scores`` [E, H] with the rows of the ``masked`` edges set to -inf, as one flat addition: a mask broadcast
-    over the heads made Inductor loop over 4 heads with 16-wide vectors (6x slower compiled, 10k / 200k graph)."""
+    """``scores`` [E, H] with the rows of the ``masked`` edges set to -inf, as one flat addition: on its own
+    (210k x 4 scores, 2 threads, compiled) 0.41 ms against 2.8 ms for ``masked_fill`` with the mask broadcast over
+    the heads; inside the compiled layer its gain was not measured separately."""
     bias = torch.where(masked, float("-inf"), 0.0).to(scores.dtype)
     return (scores.reshape(-1) + bias.unsqueeze(-1).expand(scores.shape).reshape(-1)).view(scores.shape)
 
