@@ -609,8 +609,8 @@ def gather_edges(adj: Adjacency, values: Tensor, by_target: bool) -> Tensor:
     r"""Node values per edge, :math:`\mathbf{v}_{\mathrm{dst}(e)}` (``by_target``) or :math:`\mathbf{v}_{\mathrm{src}(e)}`:
     ``values`` ``[N, *]`` -> ``[E, *]`` in edge order, as ``values.index_select(0, edge_index[1 or 0])``. Its
     gradient is a sum over each node's edges on the graph's incidence matrix (one CSR product) instead of the
-    scatter that Inductor generates for an inlined gather's backward (its gain alone was not measured: see
-    ``gdl_graphs::score_leaky_relu`` for the measured cause of compiled GAT's slowness)."""
+    scatter that Inductor generates for an inlined gather's backward: compiled GAT fwd+bwd on 10k / 200k (2 threads)
+    took 48.5-49 ms with it and 77 ms with plain ``index_select`` gathers (medians of 6 rounds, both in one run)."""
     index = adj.edge_index[1 if by_target else 0]
     if not use_csr_path() or not _csr_kernel_for(values) or adj.num_edges == 0:
         return values.index_select(0, index)
@@ -680,18 +680,6 @@ def _long(index: Tensor) -> Tensor:
     return index if index.dtype == torch.int64 else index.long()
 
 
-@torch.library.custom_op("gdl_graphs::edge_max", mutates_args=())
-def _edge_max(index: Tensor, scores: Tensor, num_nodes: int) -> Tensor:
-    """The largest score per target (no gradient): an opaque call to torch's scatter kernel, kept out of
-    Inductor's fused kernels (its gain alone was not measured)."""
-    return scatter(scores, index, dim=0, dim_size=num_nodes, reduce="max")
-
-
-@_edge_max.register_fake
-def _(index, scores, num_nodes):
-    return scores.new_empty(num_nodes, *scores.shape[1:])
-
-
 def softmax_edges(scores: Tensor, index: Tensor, num_nodes: int, adj: Adjacency | None = None) -> Tensor:
     r"""Softmax of edge scores over the incoming edges of each target node.
 
@@ -705,7 +693,7 @@ def softmax_edges(scores: Tensor, index: Tensor, num_nodes: int, adj: Adjacency 
     if scores.size(0) == 0:
         return scores
     index = _long(index)
-    peak = torch.ops.gdl_graphs.edge_max(index, scores.detach(), num_nodes)
+    peak = scatter(scores.detach(), index, dim=0, dim_size=num_nodes, reduce="max")
     peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
     weights = (scores - peak.index_select(0, index)).exp()
     total = reduce_edges(weights, index, num_nodes, "sum", adj) + 1e-16

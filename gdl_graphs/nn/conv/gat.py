@@ -54,7 +54,8 @@ class _AttentionConv(DropInConv):
             edge_index = adj.edge_index
         scores = self._scores(x_src, x_dst, adj, edge_attr)
         if excluded is not None:  # existing self-loops are replaced by the appended ones
-            scores = _mask_edges(scores, torch.cat([excluded, excluded.new_zeros(adj.num_dst)]))
+            scores = scores.masked_fill(torch.cat([excluded, excluded.new_zeros(adj.num_dst)]).unsqueeze(-1),
+                                        float("-inf"))
         alpha = aggregate.softmax_edges(scores, edge_index[1], adj.num_dst, adj)
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
         out = aggregate.spmm(adj, x_src, alpha)
@@ -105,14 +106,6 @@ def _(grad, scores, negative_slope):
 
 
 _score_leaky_relu.register_autograd(_score_leaky_relu_backward, setup_context=_score_leaky_relu_setup)
-
-
-def _mask_edges(scores: Tensor, masked: Tensor) -> Tensor:
-    """``scores`` [E, H] with the rows of the ``masked`` edges set to -inf, as one flat addition: on its own
-    (210k x 4 scores, 2 threads, compiled) 0.41 ms against 2.8 ms for ``masked_fill`` with the mask broadcast over
-    the heads; inside the compiled layer its gain was not measured separately."""
-    bias = torch.where(masked, float("-inf"), 0.0).to(scores.dtype)
-    return (scores.reshape(-1) + bias.unsqueeze(-1).expand(scores.shape).reshape(-1)).view(scores.shape)
 
 
 def _with_loop_attr(edge_attr: Tensor, edge_index: Tensor, excluded: Tensor, fill_value, num_nodes: int,
