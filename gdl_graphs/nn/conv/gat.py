@@ -46,16 +46,16 @@ class _AttentionConv(DropInConv):
             check_edge_features(edge_attr, edge_index.size(1), None, False, type(self).__name__)
         res = self.res(x) if self.res is not None else None
         x_src, x_dst = self._project(x)
-        excluded = None
+        replaced = None  # per edge of the extended list: an existing self-loop that an appended one replaces
         if self.add_self_loops:
             adj, excluded = aggregate.with_self_loops(adj)
             if edge_attr is not None:
                 edge_attr = _with_loop_attr(edge_attr, edge_index, excluded, self.fill_value, x.size(0), adj)
             edge_index = adj.edge_index
+            replaced = torch.cat([excluded, excluded.new_zeros(adj.num_dst)])
         scores = self._scores(x_src, x_dst, adj, edge_attr)
-        if excluded is not None:  # existing self-loops are replaced by the appended ones
-            scores = scores.masked_fill(torch.cat([excluded, excluded.new_zeros(adj.num_dst)]).unsqueeze(-1),
-                                        float("-inf"))
+        if replaced is not None:
+            scores = scores.masked_fill(replaced.unsqueeze(-1), float("-inf"))
         alpha = aggregate.softmax_edges(scores, edge_index[1], adj.num_dst, adj)
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
         out = aggregate.spmm(adj, x_src, alpha)
@@ -65,8 +65,8 @@ class _AttentionConv(DropInConv):
         if self.bias is not None:
             out = out + self.bias
         if return_attention_weights:
-            if excluded is not None:
-                keep = ~torch.cat([excluded, excluded.new_zeros(adj.num_dst)])
+            if replaced is not None:
+                keep = ~replaced
                 return out, (edge_index[:, keep], alpha[keep])
             return out, (edge_index, alpha)
         return out
