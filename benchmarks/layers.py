@@ -14,6 +14,9 @@ and timed) gets a *new* batch of GRAPHS molecule-like graphs of MIN-MAX atoms (a
 directions, grouped by graph as PyG's ``Batch`` lays them out), so nothing about the graph can be reused between
 calls, as in training.
 
+``--stack L`` times each layer as a network uses it: L copies in sequence (ReLU between) on the same graph, so
+the per-graph work (our CSR structure, built on a graph's second use) is shared by the L layers of one call.
+
 ``--memory`` adds each implementation's peak memory of one forward+backward pass above what the inputs and the
 layer already held: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the highest resident set a watcher thread
 sees during the pass (polled every 0.5 ms from ``/proc/self/statm``) minus the resident set before it, in a fresh
@@ -146,30 +149,53 @@ def cora(device: torch.device, root: str | None, channels: int = 64):
     return x.to(device), data.edge_index.to(device), edge_attr.to(device)
 
 
+class Stack(nn.Module):
+    """``depth`` layers in sequence with a ReLU between them, on one graph (``--stack``)."""
+
+    def __init__(self, make_layer, depth: int, edge: bool):
+        super().__init__()
+        self.layers = nn.ModuleList(make_layer() for _ in range(depth))
+        self.edge = edge
+
+    def forward(self, x, edge_index, edge_attr=None):
+        for position, layer in enumerate(self.layers):
+            x = layer(x, edge_index, edge_attr) if self.edge else layer(x, edge_index)
+            x = x.relu() if position < len(self.layers) - 1 else x
+        return x
+
+
 COMPILED_LAYERS = ("GCNConv", "SAGEConv", "GINConv", "GATConv", "GINEConv", "PNAConv")
 
 
-def time_fwd_bwd(layer, inputs, repeats: int, ours: bool, edge: bool, warmups: int = 1) -> float:
-    """Median seconds of one forward+backward pass (input gradient included), after ``warmups`` untimed runs.
+def time_fwd_bwd(runs, inputs, repeats: int, edge: bool, warmups: int = 1) -> list[float]:
+    """Median seconds of one forward+backward pass (input gradient included) of each ``(layer, ours)`` in ``runs``,
+    after ``warmups`` untimed runs of each. The timed runs are interleaved: input ``i`` goes through every layer in
+    turn, starting with a different one each time, so a drift in the machine's speed reaches all of them alike.
     ``inputs`` holds the ``(x, edge_index, edge_attr)`` of each call (``warmups + repeats`` of them: the same graph
     repeated, or a new molecular batch each time)."""
-    def step(x, edge_index, edge_attr):
+    def step(layer, ours, x, edge_index, edge_attr):
         if ours:
             aggregate.clear_cache()  # the CSR build is part of every measurement
         xin = x.detach().requires_grad_()
         out = layer(xin, edge_index, edge_attr) if edge else layer(xin, edge_index)
         out.sum().backward()
 
-    def timed(call):
+    def timed(run, call):
         _sync(call[0].device)
         start = time.perf_counter()
-        step(*call)
+        step(*run, *call)
         _sync(call[0].device)
         return time.perf_counter() - start
 
-    for call in inputs[:warmups]:
-        step(*call)
-    return statistics.median(timed(call) for call in inputs[warmups:warmups + repeats])
+    for run in runs:
+        for call in inputs[:warmups]:
+            step(*run, *call)
+    times = [[] for _ in runs]
+    for i, call in enumerate(inputs[warmups:warmups + repeats]):
+        for k in range(len(runs)):
+            position = (i + k) % len(runs)
+            times[position].append(timed(runs[position], call))
+    return [statistics.median(t) for t in times]
 
 
 MEASURABLE_MB = 10
@@ -256,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                         "GRAPHS molecule-like graphs of MIN-MAX atoms on every call (e.g. 128:15:35:128)")
     parser.add_argument("--layers", default="", help="comma-separated subset of layer names")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (default: 3)")
+    parser.add_argument("--stack", type=int, default=1,
+                        help="time L layers in sequence on each graph, as in a network (default: 1)")
     parser.add_argument("--data-root", default=None, help="data root holding Cora/raw (default: $GDL_DATA)")
     parser.add_argument("--markdown", type=Path, default=None, help="append the table to this markdown file")
     parser.add_argument("--compile", action="store_true",
@@ -288,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.compile:
         header, rows = compile_rows(graphs, wanted, device, args.repeats)
     else:
-        header, rows = pyg_rows(graphs, wanted, device, args.repeats, args.memory)
+        header, rows = pyg_rows(graphs, wanted, device, args.repeats, args.memory, args.stack)
 
     if args.markdown is not None:
         machine = describe(device)
@@ -302,8 +330,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def pyg_rows(graphs, wanted: set[str], device: torch.device, repeats: int,
-             memory: bool = False) -> tuple[str, list[str]]:
-    """Ours against PyG's namesake, forward+backward, same weights and inputs (and peak memory with ``memory``)."""
+             memory: bool = False, stack: int = 1) -> tuple[str, list[str]]:
+    """Ours against PyG's namesake, forward+backward, same weights and inputs (and peak memory with ``memory``);
+    ``stack`` layers in sequence per call."""
+    if memory and stack != 1:
+        raise ValueError("--memory measures single layers: use it without --stack")
     header = "| layer | graph | PyG ms | gdl_graphs ms | speed-up |"
     rule = "|---|---|---:|---:|---:|"
     if memory:
@@ -316,14 +347,18 @@ def pyg_rows(graphs, wanted: set[str], device: torch.device, repeats: int,
             if wanted and name not in wanted:
                 continue
             torch.manual_seed(0)
-            ours, theirs = make_ours().to(device), make_pyg().to(device)
+            if stack == 1:
+                ours, theirs = make_ours().to(device), make_pyg().to(device)
+            else:
+                ours, theirs = Stack(make_ours, stack, edge).to(device), Stack(make_pyg, stack, edge).to(device)
             theirs.load_state_dict(ours.state_dict())
             calls = inputs
             if name == "NNConv":  # the edge network runs at a narrower width
-                calls = [(x[:, :ours.in_channels], *rest) for x, *rest in inputs]
-            t_pyg = time_fwd_bwd(theirs, calls, repeats, ours=False, edge=edge)
-            t_ours = time_fwd_bwd(ours, calls, repeats, ours=True, edge=edge)
-            row = f"| {name} | {graph_name} | {t_pyg * 1e3:.1f} | {t_ours * 1e3:.1f} | {t_pyg / t_ours:.2f}x |"
+                width = (ours if stack == 1 else ours.layers[0]).in_channels
+                calls = [(x[:, :width], *rest) for x, *rest in inputs]
+            t_pyg, t_ours = time_fwd_bwd([(theirs, False), (ours, True)], calls, repeats, edge)
+            label = graph_name if stack == 1 else f"{graph_name}, {stack} layers"
+            row = f"| {name} | {label} | {t_pyg * 1e3:.1f} | {t_ours * 1e3:.1f} | {t_pyg / t_ours:.2f}x |"
             if memory:
                 m_pyg, m_ours = (_memory_in_subprocess(name, impl, spec, device) for impl in (False, True))
                 row += (f" {m_pyg:.0f} | {m_ours:.0f} | {m_pyg / m_ours:.2f}x |" if min(m_pyg, m_ours) >= MEASURABLE_MB
@@ -349,12 +384,9 @@ def compile_rows(graphs, wanted: set[str], device: torch.device, repeats: int) -
             torch.manual_seed(0)
             layer, theirs = make_ours().to(device), make_pyg().to(device)
             theirs.load_state_dict(layer.state_dict())
-            t_eager = time_fwd_bwd(layer, inputs, repeats, ours=True, edge=edge)
             torch._dynamo.reset()
-            compiled = torch.compile(layer, fullgraph=True)
-            t_compiled = time_fwd_bwd(compiled, inputs, repeats, ours=True, edge=edge, warmups=2)
-            torch._dynamo.reset()
-            t_pyg = time_fwd_bwd(torch.compile(theirs), inputs, repeats, ours=False, edge=edge, warmups=2)
+            runs = [(layer, True), (torch.compile(layer, fullgraph=True), True), (torch.compile(theirs), False)]
+            t_eager, t_compiled, t_pyg = time_fwd_bwd(runs, inputs, repeats, edge, warmups=2)
             row = (f"| {name} | {graph_name} | {t_eager * 1e3:.1f} | {t_compiled * 1e3:.1f} | {t_pyg * 1e3:.1f} | "
                    f"{t_eager / t_compiled:.2f}x | {t_pyg / t_compiled:.2f}x |")
             rows.append(row)

@@ -181,6 +181,29 @@ def test_adjacency_is_built_once_and_shared_by_layers():
     assert adj.perm is aggregate.adjacency(data.edge_index, 20).perm  # the structure is built once, then shared
 
 
+def test_a_small_graph_builds_its_csr_on_second_use():
+    # the first aggregation over a new small graph (a fresh mini-batch) gathers and sums with index_add_; the next
+    # layer over the same graph builds the CSR structure and every later one reuses it
+    aggregate.clear_cache()
+    data = random_graph(20, 60, IN)
+    first, second = gnn.GINConv(nn.Linear(IN, IN)), gnn.GINConv(nn.Linear(IN, IN))
+    built = lambda: aggregate._cache.get(data.edge_index, 20, 20).structure is not None
+    out = first(data.x, data.edge_index)
+    assert not built()
+    out = second(out, data.edge_index)
+    assert built()
+    out.sum().backward()
+    aggregate.clear_cache()
+    with pytest.MonkeyPatch.context() as patch:  # messages of SCATTER_MAX_MESSAGES elements build it on first use
+        patch.setattr(aggregate, "SCATTER_MAX_MESSAGES", 60 * IN)
+        gnn.GINConv(nn.Linear(IN, IN))(data.x, data.edge_index)
+    assert built()
+    aggregate.clear_cache()
+    with aggregate.deterministic():  # deterministic mode always takes the atomics-free CSR path
+        gnn.GINConv(nn.Linear(IN, IN))(data.x, data.edge_index)
+    assert built()
+
+
 def test_cached_structures_die_with_their_edge_index():
     # the cache must not keep a batch's edge_index (and its structures) alive: it grew by one entry per mini-batch
     # (22 GB after ~10 training runs) before it referred to the tensor only weakly

@@ -193,10 +193,19 @@ def _build(name, case, dtype):
     return ours, theirs
 
 
+@pytest.fixture(params=["first-use", "csr"])
+def graph_use(request, monkeypatch):
+    """Each comparison on both paths: a graph's first use (small graphs: gathers and ``index_add_``) and the CSR
+    structure that a graph used again builds (forced here for every use)."""
+    if request.param == "csr":
+        monkeypatch.setattr(aggregate, "SCATTER_MAX_MESSAGES", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 @pytest.mark.parametrize("name", list(LAYERS))
-def test_matches_pyg_or_refuses(name, case, dtype):
+def test_matches_pyg_or_refuses(name, case, dtype, graph_use):
     ours, theirs = _build(name, case, dtype)
     args, kwargs = _arguments(case, LAYERS[name][1], dtype)
     reference_args = list(args)
@@ -240,7 +249,8 @@ def test_attention_on_per_head_products_matches_pyg(name, case, sddmm, monkeypat
         monkeypatch.setattr(aggregate, "_sampled_kernel_for", lambda x: False)
         monkeypatch.setattr(aggregate, "SDDMM_CHUNK_ELEMENTS", 8)
     monkeypatch.setattr(gat, "SCORE_CHUNK_ELEMENTS", 64)
-    test_matches_pyg_or_refuses(name, case, torch.float64)
+    monkeypatch.setattr(aggregate, "SCATTER_MAX_MESSAGES", 0)
+    test_matches_pyg_or_refuses(name, case, torch.float64, "csr")
 
 
 def test_every_drop_in_is_covered():
