@@ -538,14 +538,15 @@ batches (1.3M, 1.12x); per-head faster on random graphs of 5k / 50k (3.5M, 1.40x
 100k / 1.6M (109M, 1.32x, with half the peak memory)."""
 
 
-SCATTER_MAX_MESSAGES = 1 << 20
+SCATTER_MAX_MESSAGES = 1 << 21
 """The first aggregation over a new graph (a fresh mini-batch) with fewer message elements (edges x width) than this
 gathers and sums with ``index_add_`` instead of building the CSR structure (:meth:`Adjacency.scatter_first`).
-Measured (sum aggregation forward + backward, 2 CPU threads, medians): 128-molecule batches at 128 channels
-(0.91M elements) 589 us with ``index_add_``, 690 us building the CSR, 866 us with PyG's ``scatter_add_``; at 64
-channels (0.46M) 393 / 565 us; a random 2.7k / 10.5k graph at 64 channels (0.68M) 649 / 1645 us; a random 10k / 50k
-graph (3.2M) 3512 / 1591 us, where the CSR pays even when built for one use. Once built, the CSR product is
-faster (473, 281, 351 us), which is why a graph's second use builds it."""
+Measured (sum aggregation forward + backward, 2 CPU threads, medians; ``index_add_`` / the CSR built for one use /
+the CSR once built): 128-molecule batches at 128 channels (0.91M elements) 589 / 690 / 473 us, and PyG's
+``scatter_add_`` 866 us; 256 molecules (1.8M) 1496 / 1523 / 958 us; random graphs at 64 channels: 2.7k / 10.5k
+(0.68M) 730 / 1983 / 551 us, 5k / 32k (2.0M) 4230 / 5397 / 1079 us, 10k / 50k (3.2M) 3512 / 1591 / 1271 us, where
+the CSR pays even when built for one use. Once built, the CSR product is the faster one, which is why a graph's
+second use builds it."""
 
 
 def _index_sum(messages: Tensor, index: Tensor, num_nodes: int, reduce: str) -> Tensor:

@@ -166,6 +166,8 @@ class GATConv(_AttentionConv, pyg_nn.GATConv):
                 edge_attr = edge_attr.unsqueeze(-1)
             edge = self.lin_edge(edge_attr).view(-1, self.heads, self.out_channels)
             scores = scores + (edge * self.att_edge).sum(-1)
+        if not torch.compiler.is_compiling():  # eager autograd already saves the scores, not a mask
+            return F.leaky_relu(scores, self.negative_slope)
         return torch.ops.gdl_graphs.score_leaky_relu(scores, self.negative_slope)
 
 
