@@ -150,12 +150,14 @@ def test_torch_compile_has_no_graph_breaks(name):
     torch.testing.assert_close(torch.compile(layer, backend="eager")(*args), layer(*args), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("mode", [True, False], ids=["deterministic", "default"])
 @pytest.mark.parametrize("name", ["GCNConv", "GINEConv", "SAGEConv", "GATConv"])
-def test_bit_identical_across_runs(name):
+def test_bit_identical_across_runs(name, mode):
+    # deterministic mode: the CSR path; default: a graph's first use gathers and sums with index_add_ (on CPU too)
     make_ours, _, edge = LAYERS[name]
     data = random_graph(300, 3000, IN, edge_dim=EDGE if edge else None)
     results = []
-    with aggregate.deterministic():
+    with aggregate.deterministic(mode):
         for _ in range(2):
             torch.manual_seed(0)
             layer = make_ours()

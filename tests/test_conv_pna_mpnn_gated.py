@@ -16,7 +16,7 @@ from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
 from gdl_graphs.nn import aggregate
 from gdl_graphs.nn.conv.gated_gcn import GatedGCNConv
 from gdl_graphs.nn.conv.mpnn import EdgeNetworkConv, MPNNConv
-from gdl_graphs.nn.conv import pna
+from gdl_graphs.nn.conv import mpnn, pna
 from gdl_graphs.nn.conv.pna import AGGREGATORS, SCALERS, PNAConv
 from gdl_graphs.testing import assert_permutation_equivariant
 from tests.conftest import random_batch, random_graph
@@ -202,6 +202,76 @@ def test_edge_network_matches_nnconv_both_ways(aggr, graph):
     fresh = pyg_nn.NNConv(CHANNELS, 4, _edge_network(4), aggr=aggr)
     ours.load_state_dict(fresh.state_dict())  # PyG -> ours
     _assert_agree(ours, fresh, GRAPHS[graph], use_edge_attr=True)
+
+
+EDGE_NETWORKS = {  # edge networks whose last layer is linear: NNConv may aggregate in factored form
+    "mlp": _edge_network,
+    "linear": lambda out: nn.Linear(EDGE_DIM, CHANNELS * out),
+    "no_bias": lambda out: nn.Sequential(nn.Linear(EDGE_DIM, 16), nn.Tanh(),
+                                         nn.Linear(16, CHANNELS * out, bias=False)),
+}
+
+
+def _count_factored(monkeypatch) -> list:
+    calls = []
+    factored = mpnn.NNConv._factored_sum
+    monkeypatch.setattr(mpnn.NNConv, "_factored_sum", lambda *a: calls.append(1) or factored(*a))
+    return calls
+
+
+@pytest.mark.parametrize("per_head", [False, True], ids=["gathered", "per-column-products"])
+@pytest.mark.parametrize("network", sorted(EDGE_NETWORKS))
+@pytest.mark.parametrize("aggr", ["add", "mean"])
+@pytest.mark.parametrize("graph", sorted(GRAPHS))
+def test_edge_network_factored_sum_matches_nnconv(graph, aggr, network, per_head, monkeypatch):
+    # the factored form (no [E, in, out] weights), forced on the small graphs, in float64; with per-column CSR
+    # products (large graphs) or one gather of the columns (small ones)
+    monkeypatch.setattr(mpnn, "FACTORED_MIN_MESSAGES", 0)
+    if per_head:
+        monkeypatch.setattr(aggregate, "PER_HEAD_MIN_MESSAGES", 0)
+    calls = _count_factored(monkeypatch)
+    ours = EdgeNetworkConv(CHANNELS, 4, EDGE_NETWORKS[network](4), aggr=aggr).double()
+    reference = pyg_nn.NNConv(CHANNELS, 4, EDGE_NETWORKS[network](4), aggr=aggr).double()
+    reference.load_state_dict(ours.state_dict())
+    _assert_agree(ours, reference, _as_float64(GRAPHS[graph]), use_edge_attr=True, atol=1e-10)
+    assert calls
+
+
+def test_edge_network_factored_float32_error_is_pygs_or_float32_noise(monkeypatch):
+    monkeypatch.setattr(mpnn, "FACTORED_MIN_MESSAGES", 0)
+    data = GRAPHS["random"]
+    ours = EdgeNetworkConv(CHANNELS, 4, _edge_network(4))
+    reference = pyg_nn.NNConv(CHANNELS, 4, _edge_network(4))
+    reference.load_state_dict(ours.state_dict())
+    (out_ours,), grads_ours = _run(ours, data, True)
+    (out_pyg,), grads_pyg = _run(reference, data, True)
+    (out_exact,), grads_exact = _run(reference.double(), _as_float64(data), True)
+
+    def error(got, exact):
+        return ((got.double() - exact).abs().max() / exact.abs().max().clamp(min=1e-30)).item()
+
+    names = [name for name in grads_exact if grads_exact[name] is not None]
+    ours_worst = max([error(out_ours, out_exact)] + [error(grads_ours[n], grads_exact[n]) for n in names])
+    pyg_worst = max([error(out_pyg, out_exact)] + [error(grads_pyg[n], grads_exact[n]) for n in names])
+    assert ours_worst <= max(2 * pyg_worst, FLOAT32_NOISE)
+
+
+def test_edge_network_factored_only_where_it_computes_pygs_messages(monkeypatch):
+    # other reductions, other edge networks and hooks on the last layer keep PyG's messages
+    monkeypatch.setattr(mpnn, "FACTORED_MIN_MESSAGES", 0)
+    calls = _count_factored(monkeypatch)
+    data = GRAPHS["random"]
+    EdgeNetworkConv(CHANNELS, 4, _edge_network(4), aggr="max")(data.x, data.edge_index, data.edge_attr)
+    EdgeNetworkConv(CHANNELS, 4, nn.Sequential(nn.Linear(EDGE_DIM, 32), nn.Tanh()))(
+        data.x, data.edge_index, data.edge_attr)
+    hooked = _edge_network(4)
+    hooked[-1].register_forward_hook(lambda module, args, out: out * 2)
+    conv = EdgeNetworkConv(CHANNELS, 4, hooked)
+    reference = pyg_nn.NNConv(CHANNELS, 4, _edge_network(4))
+    reference.nn[-1].register_forward_hook(lambda module, args, out: out * 2)
+    reference.load_state_dict(conv.state_dict())
+    assert_close(conv(data.x, data.edge_index, data.edge_attr), reference(data.x, data.edge_index, data.edge_attr))
+    assert not calls
 
 
 class _QM9Reference(nn.Module):

@@ -15,6 +15,10 @@ from gdl_graphs.nn.validation import check_edge_features, check_matches_layer, r
 
 _REDUCTIONS = {"add": "sum", "sum": "sum", "mean": "mean", "min": "min", "max": "max", "mul": "mul"}
 EDGE_NETWORK_HIDDEN = 128  # hidden width of the default edge network, as in PyG's QM9 NNConv example
+FACTORED_MIN_MESSAGES = 1 << 21
+"""From this many elements (edges x (edge-network width + 1) x out_channels) NNConv with a linear last edge-network
+layer aggregates in factored form (:meth:`NNConv._factored_sum`) instead of building PyG's ``[E, in, out]`` weight
+tensor; below, PyG's messages (their rounding exactly)."""
 
 
 class NNConv(DropInConv, pyg_nn.NNConv):
@@ -52,13 +56,54 @@ class NNConv(DropInConv, pyg_nn.NNConv):
             return super().forward(x, self._pyg_edge_index(edge_index), edge_attr, size)
         edge_index, _, adj = self._graph(x, edge_index)
         check_edge_features(edge_attr, edge_index.size(1), self.edge_dim, True, type(self).__name__)
-        messages = self.message(x.index_select(0, edge_index[0]), edge_attr)  # [E, out_channels]
-        out = aggregate.reduce_edges(messages, edge_index[1], x.size(0), reduce, adj)
+        last = self._factorable_layer()
+        if (last is not None and reduce in ("sum", "mean")
+                and edge_index.size(1) * (last.in_features + 1) * self.out_channels >= FACTORED_MIN_MESSAGES):
+            out = self._factored_sum(x, edge_attr, adj, last, reduce)
+        else:
+            messages = self.message(x.index_select(0, edge_index[0]), edge_attr)  # [E, out_channels]
+            out = aggregate.reduce_edges(messages, edge_index[1], x.size(0), reduce, adj)
         if self.root_weight:
             out = out + self.lin(x)
         if self.bias is not None:
             out = out + self.bias
         return out
+
+
+    def _factorable_layer(self) -> torch.nn.Linear | None:
+        """The edge network's last layer when the factored form computes PyG's messages: ``nn`` a plain ``Linear``
+        to ``in_channels * out_channels``, or a ``Sequential`` ending in one (no hooks on it), PyG's ``message``."""
+        if type(self.nn) is torch.nn.Linear:
+            last = self.nn
+        elif isinstance(self.nn, torch.nn.Sequential) and len(self.nn) > 0:
+            last = self.nn[-1]
+        else:
+            return None
+        if (type(last) is not torch.nn.Linear or last.out_features != self.in_channels * self.out_channels
+                or last._forward_hooks or last._forward_pre_hooks or type(self).message is not pyg_nn.NNConv.message):
+            return None
+        return last
+
+    def _factored_sum(self, x: Tensor, edge_attr: Tensor, adj: aggregate.Adjacency, last: torch.nn.Linear,
+                      reduce: str) -> Tensor:
+        r""":math:`\bigoplus_{j \to i} \mathbf{x}_j (\mathbf{W}\mathbf{z}_{ji} + \mathbf{b})` for a sum or mean,
+        where :math:`\mathbf{z}_{ji}` is the edge network before its last layer :math:`(\mathbf{W}, \mathbf{b})`:
+        it equals :math:`\bigoplus_{j \to i} \sum_k z_{ji,k}\, \mathbf{Y}_{j,k}` with the node table
+        :math:`\mathbf{Y}_{j,k} = \mathbf{x}_j \mathbf{W}_k` (:math:`\mathbf{W}_k` the ``[in, out]`` block of
+        column :math:`k`; :math:`z_{ji,K} = 1` carries the bias), i.e. one edge-weighted aggregation per column of
+        :math:`\mathbf{z}`. The ``[E, in, out]`` weights are never built: the per-edge cost is
+        ``(K + 1) x out`` instead of ``K x in x out`` (the last layer) plus ``in x out`` (the product). Sums are
+        reassociated, so float32 results round differently from PyG's (``tests/test_conv_pna_mpnn_gated.py``
+        bounds the error)."""
+        hidden = self.nn[:-1](edge_attr) if last is not self.nn else edge_attr  # [E, K]
+        weight = last.weight.view(self.in_channels, self.out_channels, -1)  # [in, out, K]: W[a * out + o, k]
+        if last.bias is not None:
+            weight = torch.cat([weight, last.bias.view(self.in_channels, self.out_channels, 1)], dim=-1)
+            hidden = torch.cat([hidden, hidden.new_ones(hidden.size(0), 1)], dim=-1)
+        columns = weight.size(-1)
+        table = (x @ weight.permute(0, 2, 1).reshape(self.in_channels, columns * self.out_channels))
+        table = table.view(-1, columns, self.out_channels)  # [N, K (+1), out]
+        return aggregate.spmm(adj, table, hidden.to(table.dtype), reduce).sum(dim=1)
 
 
 EdgeNetworkConv = NNConv  # the name this layer had before it took PyG's (kept so existing code still imports)
