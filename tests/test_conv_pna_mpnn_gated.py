@@ -226,7 +226,7 @@ def _count_factored(monkeypatch) -> list:
 def test_edge_network_factored_sum_matches_nnconv(graph, aggr, network, per_head, monkeypatch):
     # the factored form (no [E, in, out] weights), forced on the small graphs, in float64; with per-column CSR
     # products (large graphs) or one gather of the columns (small ones)
-    monkeypatch.setattr(mpnn, "FACTORED_MIN_MESSAGES", 0)
+    monkeypatch.setattr(mpnn, "FACTORED_MIN_WEIGHTS", 0)
     if per_head:
         monkeypatch.setattr(aggregate, "PER_HEAD_MIN_MESSAGES", 0)
     calls = _count_factored(monkeypatch)
@@ -238,7 +238,7 @@ def test_edge_network_factored_sum_matches_nnconv(graph, aggr, network, per_head
 
 
 def test_edge_network_factored_float32_error_is_pygs_or_float32_noise(monkeypatch):
-    monkeypatch.setattr(mpnn, "FACTORED_MIN_MESSAGES", 0)
+    monkeypatch.setattr(mpnn, "FACTORED_MIN_WEIGHTS", 0)
     data = GRAPHS["random"]
     ours = EdgeNetworkConv(CHANNELS, 4, _edge_network(4))
     reference = pyg_nn.NNConv(CHANNELS, 4, _edge_network(4))
@@ -258,12 +258,15 @@ def test_edge_network_factored_float32_error_is_pygs_or_float32_noise(monkeypatc
 
 def test_edge_network_factored_only_where_it_computes_pygs_messages(monkeypatch):
     # other reductions, other edge networks and hooks on the last layer keep PyG's messages
-    monkeypatch.setattr(mpnn, "FACTORED_MIN_MESSAGES", 0)
+    monkeypatch.setattr(mpnn, "FACTORED_MIN_WEIGHTS", 0)
     calls = _count_factored(monkeypatch)
     data = GRAPHS["random"]
     EdgeNetworkConv(CHANNELS, 4, _edge_network(4), aggr="max")(data.x, data.edge_index, data.edge_attr)
     EdgeNetworkConv(CHANNELS, 4, nn.Sequential(nn.Linear(EDGE_DIM, 32), nn.Tanh()))(
         data.x, data.edge_index, data.edge_attr)
+    width = mpnn.FACTORED_MAX_COLUMNS  # with its bias column, one more than the factored form takes
+    wide = nn.Sequential(nn.Linear(EDGE_DIM, width), nn.ReLU(), nn.Linear(width, CHANNELS * 4))
+    EdgeNetworkConv(CHANNELS, 4, wide)(data.x, data.edge_index, data.edge_attr)
     hooked = _edge_network(4)
     hooked[-1].register_forward_hook(lambda module, args, out: out * 2)
     conv = EdgeNetworkConv(CHANNELS, 4, hooked)
