@@ -35,6 +35,7 @@ import argparse
 import json
 import platform
 import resource
+import shlex
 import subprocess
 import threading
 import statistics
@@ -324,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             f.write(f"\n### {device.type.upper()}: {machine}\n\n")
             f.write(f"torch {torch.__version__}, torch_geometric {torch_geometric.__version__}, "
                     f"python {platform.python_version()}; command: `python benchmarks/layers.py "
-                    f"{' '.join(argv if argv is not None else sys.argv[1:])}`\n\n")
+                    f"{shlex.join(argv if argv is not None else sys.argv[1:])}`\n\n")
             f.write(header + "\n" + "\n".join(rows) + "\n")
     return 0
 
