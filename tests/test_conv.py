@@ -206,6 +206,25 @@ def test_a_small_graph_builds_its_csr_on_second_use():
     assert built()
 
 
+def test_attention_on_a_small_graph_never_builds_its_csr():
+    # GAT's per-edge gathers, softmax sums and per-head message sums fuse no gather into a sum: on a small graph
+    # index_select / index_add_ are as fast as the CSR operators in every layer (Adjacency.index_ops_pay), so the
+    # self-loop graph's CSR is not built even by the second layer; a graph past SCATTER_MAX_MESSAGES builds it
+    def self_loop_structure(edge_index, layers):
+        aggregate.clear_cache()
+        h = data.x
+        for layer in layers:
+            h = layer(h, edge_index)
+        h.sum().backward()
+        return aggregate._cache.get(edge_index, 20, 20).derived["self_loops"][2].structure
+
+    data = random_graph(20, 60, IN)
+    assert self_loop_structure(data.edge_index, [gnn.GATConv(IN, 4, heads=2), gnn.GATConv(8, 4, heads=2)]) is None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aggregate, "SCATTER_MAX_MESSAGES", 0)
+        assert self_loop_structure(data.edge_index, [gnn.GATConv(IN, 4, heads=2)]) is not None
+
+
 def test_cached_structures_die_with_their_edge_index():
     # the cache must not keep a batch's edge_index (and its structures) alive: it grew by one entry per mini-batch
     # (22 GB after ~10 training runs) before it referred to the tensor only weakly

@@ -112,13 +112,21 @@ class Adjacency:
         self.index_dtype = _index_dtype(self.num_src, self.num_dst, self.num_edges)
         self._built = _Built() if built is None else built
 
+    def index_ops_pay(self, width: int) -> bool:
+        """Whether ``index_select`` / ``index_add_`` beat the CSR operators for ``width`` values per edge on this
+        graph when the operation does not fuse a gather into a sum (a gather of node values per edge, a sum of
+        messages already computed): small graphs (:data:`SCATTER_MAX_MESSAGES`) on CPU, in eager mode, outside
+        deterministic mode. The CSR operators' gain is the fused gather, so without one they only add their
+        per-call cost."""
+        return (self.edge_index.device.type == "cpu" and self.num_edges * width < SCATTER_MAX_MESSAGES
+                and not is_deterministic() and not _compiling())
+
     def scatter_first(self, width: int) -> bool:
         """Whether an aggregation of ``width`` values per edge over this graph gathers and sums with ``index_add_``
-        instead of building the CSR structure: on the first use of a small graph (:data:`SCATTER_MAX_MESSAGES`) on
-        CPU, in eager mode, outside deterministic mode, while no CSR structure exists for it. A graph used again
-        (the next layer on the same mini-batch, the next epoch on a full graph) builds its CSR and keeps it."""
-        return (self.first_use and self._built.structure is None and self.edge_index.device.type == "cpu"
-                and self.num_edges * width < SCATTER_MAX_MESSAGES and not is_deterministic() and not _compiling())
+        instead of building the CSR structure: on the first use of a graph where :meth:`index_ops_pay`, while no
+        CSR structure exists for it. A graph used again (the next layer on the same mini-batch, the next epoch on a
+        full graph) builds its CSR and keeps it."""
+        return self.first_use and self._built.structure is None and self.index_ops_pay(width)
 
     @property
     def derived(self) -> dict:
@@ -633,7 +641,7 @@ def reduce_edges(messages: Tensor, index: Tensor, num_nodes: int, reduce: str = 
         if not is_deterministic():
             return scatter(messages, index, dim=0, dim_size=num_nodes, reduce=reduce)
         adj = Adjacency(torch.stack([index, index]), num_nodes, num_nodes)
-    if adj.scatter_first(math.prod(messages.shape[1:])):
+    if adj.index_ops_pay(math.prod(messages.shape[1:])):
         return _index_sum(messages, index, num_nodes, reduce)
     shape = messages.shape
     flat = messages.reshape(shape[0], math.prod(shape[1:])).contiguous()
@@ -651,7 +659,7 @@ def gather_edges(adj: Adjacency, values: Tensor, by_target: bool) -> Tensor:
     took 49.0 ms with it and 76.7 ms with plain ``index_select`` gathers (medians of 6 rounds, both in one run)."""
     index = adj.edge_index[1 if by_target else 0]
     if (not use_csr_path() or not _csr_kernel_for(values) or adj.num_edges == 0
-            or adj.scatter_first(math.prod(values.shape[1:]))):
+            or adj.index_ops_pay(math.prod(values.shape[1:]))):
         return values.index_select(0, index)
     flat = values.reshape(values.size(0), math.prod(values.shape[1:]))
     out = torch.ops.gdl_graphs.edge_gather(*adj.graph, _long(index), flat.contiguous(), by_target)
