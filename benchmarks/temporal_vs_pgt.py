@@ -22,7 +22,8 @@ first on even epochs, PGT first on odd ones) so that both see the same machine s
 the harness (ReduceLROnPlateau, patience 10) would not act within a few epochs and is left out. Reported: the median
 over epochs of each side's training-epoch wall time (training only; evaluation untimed), their ratio PGT / ours (> 1:
 ours faster), and the test MSE (the harness's masked MSE in passenger counts) at each side's best validation-MSE
-epoch, the harness's model selection. CPU, float32 on both sides; ``--threads`` intra-op threads (default 1).
+epoch, the harness's model selection. STGCN gets a third side, ours built with PGT's channel widths (below), so
+that one ratio compares the same architecture. CPU, float32 on both sides; ``--threads`` intra-op threads (default 1).
 
 How the PGT modules map to the papers:
 
@@ -209,6 +210,18 @@ class PGTSTGCN(nn.Module):
         return x[:, -1].transpose(1, 2)
 
 
+def stgcn_channels(model: nn.Module) -> tuple[int, int, int]:
+    """(temporal, spatial, temporal) channels of an STGCN's first block."""
+    first = model.blocks[0]
+    return first.temporal1.out_channels, first.spatial.out_channels, first.temporal2.out_channels
+
+
+def pgt_widths(channels: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The channels PGT's ``STConv`` can express closest to ``channels``: one hidden width for its first temporal
+    conv and its ChebConv."""
+    return channels[1], channels[1], channels[2]
+
+
 def build_pgt(model: str, ours: nn.Module, cls, benchmark) -> tuple[nn.Module, list[str]]:
     """PGT's counterpart of ``ours`` with its sizes, and the differences in settings to print."""
     spec = benchmark.forecast
@@ -220,13 +233,13 @@ def build_pgt(model: str, ours: nn.Module, cls, benchmark) -> tuple[nn.Module, l
                  f"weight per direction, hence more parameters at the same width"]
         return pgt, notes
     first = ours.blocks[0]
-    channels = (first.temporal1.out_channels, first.spatial.out_channels, first.temporal2.out_channels)
+    channels = stgcn_channels(ours)
     kernel_size, cheb_k = first.temporal1.kernel_size, first.spatial.K
     pgt = PGTSTGCN(cls, *common, in_steps=ours.in_steps, hidden_channels=channels[1], out_channels=channels[2],
                    num_blocks=len(ours.blocks), kernel_size=kernel_size, K=cheb_k)
     notes = [f"STGCN: {len(ours.blocks)} blocks, temporal kernel {kernel_size}, Chebyshev K = {cheb_k} both; "
-             f"channels ours {channels}, PGT ({channels[1]}, {channels[1]}, {channels[2]}) (one width for PGT's "
-             f"first temporal conv and ChebConv); PGT BatchNorm over nodes vs our LayerNorm; PGT's ChebConv "
+             f"channels ours {channels}, PGT {pgt_widths(channels)} (one width for PGT's first temporal conv and "
+             f"ChebConv; the row 'ours at PGT's widths' is ours with PGT's channels); PGT BatchNorm over nodes vs our LayerNorm; PGT's ChebConv "
              f"lambda_max = 2 vs ours exact; same output layer (our modules) on both"]
     return pgt, notes
 
@@ -271,6 +284,7 @@ class Side:
     model: nn.Module
     task: Forecasting
     optimizer: torch.optim.Optimizer
+    peer: bool = False  # PGT's side, the one the others are timed against
     seconds: list = dataclasses.field(default_factory=list)
     best_val: float | None = None
     best_epoch: int = -1
@@ -296,12 +310,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_side(label: str, model: nn.Module, config, benchmark, device: torch.device) -> Side:
+def make_side(label: str, model: nn.Module, config, benchmark, device: torch.device, peer: bool = False) -> Side:
     model = model.to(device)
     task = Forecasting(benchmark, batch_size=config.batch_size, device=device, seed=config.seed,
                        entry=get_model(config.model))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return Side(label, model, task, optimizer)
+    return Side(label, model, task, optimizer, peer)
 
 
 def compare(model: str, config, benchmark, pgt_classes: dict | None, epochs: int, device: torch.device,
@@ -312,10 +326,15 @@ def compare(model: str, config, benchmark, pgt_classes: dict | None, epochs: int
     hidden = options.pop("hidden_channels", config.hidden_channels)
     ours = build_model(model, benchmark, budget=config.budget, hidden_channels=hidden, **options)
     sides, notes = [make_side("ours", ours, config, benchmark, device)], []
+    if model == "stgcn" and pgt_widths(stgcn_channels(ours)) != stgcn_channels(ours):
+        seed_everything(config.seed)
+        same = build_model(model, benchmark, budget=config.budget, hidden_channels=hidden,
+                           **{**options, "channels": pgt_widths(stgcn_channels(ours))})
+        sides.append(make_side("ours at PGT's widths", same, config, benchmark, device))
     if pgt_classes is not None:
         seed_everything(config.seed)
         pgt, notes = build_pgt(model, ours, pgt_classes[model], benchmark)
-        sides.append(make_side("PGT", pgt, config, benchmark, device))
+        sides.append(make_side("PGT", pgt, config, benchmark, device, peer=True))
     try:
         for epoch in range(epochs):
             order = sides if epoch % 2 == 0 else sides[::-1]
@@ -328,15 +347,17 @@ def compare(model: str, config, benchmark, pgt_classes: dict | None, epochs: int
 
 
 def table(results: dict) -> list[str]:
-    """Markdown rows: one per (architecture, implementation)."""
-    rows = ["| model | implementation | parameters | epochs | s / epoch (median) | PGT / ours | test MSE "
+    """Markdown rows: one per (architecture, implementation); "PGT / this" is PGT's median epoch time over the
+    row's (> 1: the row is faster than PGT)."""
+    rows = ["| model | implementation | parameters | epochs | s / epoch (median) | PGT / this | test MSE "
             "(best val epoch) |",
             "|---|---|---:|---:|---:|---:|---:|"]
     for model, sides in results.items():
-        ours_time = statistics.median(sides[0].seconds) if sides[0].seconds else math.nan
+        peer = next((side for side in sides if side.peer), None)
+        peer_time = statistics.median(peer.seconds) if peer is not None and peer.seconds else math.nan
         for side in sides:
             seconds = statistics.median(side.seconds) if side.seconds else math.nan
-            ratio = "" if side is sides[0] else f"{seconds / ours_time:.2f}x"
+            ratio = "" if side.peer or peer is None else f"{peer_time / seconds:.2f}x"
             best = "" if side.best_epoch < 0 else f" (epoch {side.best_epoch + 1})"
             rows.append(f"| {model} | {side.label} | {count_parameters(side.model):,} | {len(side.seconds)} | "
                         f"{seconds:.3f} | {ratio} | {side.test_mse:.4g}{best} |")

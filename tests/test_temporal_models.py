@@ -13,7 +13,7 @@ from torch_geometric.data import Data
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
 from gdl_graphs.models import list_models
 from gdl_graphs.models.temporal import (
-    DCRNN, STGCN, DiffusionConv, GatedTCN, GraphWaveNet, HistoricalAverage, LastValue,
+    DCRNN, STGCN, ChebGraphConv, DiffusionConv, GatedTCN, GraphWaveNet, HistoricalAverage, LastValue,
     TemporalGatedConv, build_temporal_model, dense_adjacency, diffusion_operators, scaled_laplacian,
     scheduled_sampling_probability,
 )
@@ -111,6 +111,35 @@ def test_scaled_laplacian_spectrum_is_in_minus_one_one():
     eigenvalues = torch.linalg.eigvalsh(scaled_laplacian(edge_index, edge_weight, N))
     assert eigenvalues.max().item() == pytest.approx(1.0, abs=1e-6)
     assert eigenvalues.min().item() >= -1.0 - 1e-6
+
+
+@pytest.mark.parametrize("in_channels, out_channels", [(6, 3), (4, 4), (3, 6)])  # filters first; both; terms first
+@pytest.mark.parametrize("K", [1, 2, 3, 5])
+@pytest.mark.parametrize("sparse", [True, False])
+def test_chebyshev_conv_is_the_chebyshev_sum_in_either_order(in_channels, out_channels, K, sparse):
+    """sum_k T_k(L) X Theta_k + b with T_k from the recurrence on the dense Laplacian, against both evaluation
+    orders (Clenshaw on the filtered inputs when out <= in, the concatenated terms otherwise), outputs and
+    gradients, float64."""
+    n = 40 if sparse else N  # 40 nodes, 40 edges: sparse enough for GraphOperator's CSR form
+    edge_index, edge_weight = graph(n, 40) if sparse else graph()
+    laplacian = scaled_laplacian(edge_index, edge_weight, n)
+    operator = GraphOperator(laplacian) if sparse else laplacian
+    assert not sparse or operator.sparse
+    torch.manual_seed(0)
+    conv = ChebGraphConv(in_channels, out_channels, K).double()
+    torch.nn.init.normal_(conv.lin.bias)
+    x = torch.randn(B, 3, n, in_channels, dtype=torch.float64, requires_grad=True)
+    out = conv(x, operator)
+    powers = [torch.eye(n, dtype=torch.float64), laplacian]
+    while len(powers) < K:
+        powers.append(2 * laplacian @ powers[-1] - powers[-2])
+    blocks = conv.lin.weight.split(in_channels, dim=1)  # Theta_k^T, [out, in] each
+    expected = sum(powers[k] @ x @ blocks[k].T for k in range(K)) + conv.lin.bias
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    grads = torch.autograd.grad(out.square().sum(), (x, conv.lin.weight))
+    expected_grads = torch.autograd.grad(expected.square().sum(), (x, conv.lin.weight))
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -331,6 +360,24 @@ def test_temporal_convolutions_are_causal(conv, kernel, dilation):
     assert [t for t, c in zip(aligned, changed.tolist()) if c] == [t0 + dilation * i for i in range(kernel)]
     # shift-equivariance in time: dropping the first 3 input steps drops the first 3 outputs
     assert torch.allclose(conv(x[:, 3:]), conv(x)[:, 3:], atol=1e-6)
+
+
+@pytest.mark.parametrize("in_channels, out_channels", [(3, 5), (4, 4)])  # projected / identity residual
+def test_gated_temporal_conv_is_the_glu_with_its_residual(in_channels, out_channels):
+    """(P + X_res) * sigmoid(Q) with [P, Q] the convolution's two halves and X_res the (projected) input at the
+    aligned steps, written out, against the layer's folded kernel: outputs and every gradient, float64."""
+    torch.manual_seed(0)
+    conv = TemporalGatedConv(in_channels, out_channels, kernel_size=3).double()
+    x = torch.randn(2, 7, 4, in_channels, dtype=torch.float64, requires_grad=True)
+    p, q = conv.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).chunk(2, dim=-1)
+    aligned = x[:, 2:]
+    expected = (p + (aligned @ conv.residual.weight.T if in_channels != out_channels else aligned)) * torch.sigmoid(q)
+    out = conv(x)
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    inputs = (x, *conv.parameters())
+    for got, want in zip(torch.autograd.grad(out.square().sum(), inputs),
+                         torch.autograd.grad(expected.square().sum(), inputs)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("key", ["stgcn", "graph_wavenet"])

@@ -61,7 +61,7 @@ def test_ours_only_tiny_run_prints_and_appends_the_table(staged_root, tmp_path, 
     argv = ["--ours-only", "--epochs", "1", "--limit-windows", "3", "--data-root", str(root), "--markdown", str(page)]
     assert bench.main(argv) == 0
     found = rows(capsys.readouterr().out)
-    assert set(found) == {("dcrnn", "ours"), ("stgcn", "ours")}
+    assert set(found) == {("dcrnn", "ours"), ("stgcn", "ours"), ("stgcn", "ours at PGT's widths")}
     assert all(math.isfinite(mse) and mse > 0 for mse in found.values())
     written = page.read_text()
     assert "--ours-only --epochs 1" in written and "torch_geometric_temporal (not used)" in written
@@ -95,6 +95,20 @@ def test_tiny_run_against_pgt_has_both_implementations_with_finite_mse(staged_ro
     assert bench.main(argv) == 0
     text = capsys.readouterr().out
     found = rows(text)
-    assert set(found) == {(m, side) for m in bench.MODELS for side in ("ours", "PGT")}
+    expected = {(m, side) for m in bench.MODELS for side in ("ours", "PGT")} | {("stgcn", "ours at PGT's widths")}
+    assert set(found) == expected
     assert all(math.isfinite(mse) and mse > 0 for mse in found.values()), text
     assert "torch_geometric_temporal 0." in text and "self-loop on every stop" in text
+
+
+def test_stgcn_at_pgt_widths_has_pgt_channels_and_the_rest_of_ours():
+    """The third STGCN side is ours with PGT's block widths: the same architecture as PGT's up to the differences the
+    output lists (temporal gate, normalisation, lambda_max)."""
+    from gdl_graphs.models.temporal import STGCN
+
+    n, edge_index = 5, torch.tensor([[0, 1, 2, 3, 4], [1, 2, 3, 4, 0]])
+    paper = STGCN(n, 1, 3, edge_index, channels=(64, 16, 64))
+    assert bench.stgcn_channels(paper) == (64, 16, 64)
+    assert bench.pgt_widths(bench.stgcn_channels(paper)) == (16, 16, 64)
+    same = STGCN(n, 1, 3, edge_index, channels=bench.pgt_widths(bench.stgcn_channels(paper)))
+    assert bench.stgcn_channels(same) == (16, 16, 64)

@@ -54,8 +54,14 @@ class ChebGraphConv(nn.Module):
         \mathbf{H} = \sum_{k=0}^{K-1} T_k(\tilde{\mathbf{L}})\,\mathbf{X}\,\boldsymbol{\Theta}_k + \mathbf{b},
         \quad T_0 = \mathbf{I},\; T_1 = \tilde{\mathbf{L}},\; T_k = 2\tilde{\mathbf{L}}T_{k-1} - T_{k-2}
 
-    (PyG's :class:`~torch_geometric.nn.ChebConv` does the same on sparse ``[N, C]`` inputs; this dense form applies
-    one ``[N, N]`` operator to every ``(batch, time)`` slice at once.)
+    (PyG's :class:`~torch_geometric.nn.ChebConv` does the same on sparse ``[N, C]`` inputs; this form applies one
+    ``[N, N]`` operator to every ``(batch, time)`` slice at once.) When ``out_channels <= in_channels`` the filters
+    are applied first, :math:`\mathbf{Y}_k = \mathbf{X}\boldsymbol{\Theta}_k`, and the sum is evaluated by
+    Clenshaw's recurrence on the narrower :math:`\mathbf{Y}_k`:
+    :math:`\mathbf{B}_k = \mathbf{Y}_k + 2\tilde{\mathbf{L}}\mathbf{B}_{k+1} - \mathbf{B}_{k+2}` down to
+    :math:`k = 1`, then :math:`\mathbf{H} = \mathbf{Y}_0 + \tilde{\mathbf{L}}\mathbf{B}_1 - \mathbf{B}_2 +
+    \mathbf{b}` (the same :math:`K - 1` operator products, on ``out_channels`` instead of ``in_channels``
+    columns, and no ``[..., N, K * in_channels]`` concatenation). The two orders differ by rounding only.
 
     Shapes:
         x ``[..., N, C_in]``, laplacian ``[N, N]`` (tensor or operator) -> ``[..., N, C_out]``.
@@ -75,12 +81,26 @@ class ChebGraphConv(nn.Module):
         self.lin.reset_parameters()
 
     def forward(self, x: Tensor, laplacian: Tensor) -> Tensor:
+        if self.K > 1 and self.out_channels <= self.in_channels:
+            return self._filters_first(x, laplacian)
         terms = [x]
         if self.K > 1:
             terms.append(apply_operator(laplacian, x))
         for _ in range(2, self.K):
             terms.append(2 * apply_operator(laplacian, terms[-1]) - terms[-2])
         return self.lin(torch.cat(terms, dim=-1))
+
+    def _filters_first(self, x: Tensor, laplacian: Tensor) -> Tensor:
+        """Clenshaw's evaluation of the Chebyshev sum on the filtered inputs ``Y_k = X Θ_k`` (class docstring)."""
+        # lin.weight is [out, K * in], term k's block in columns k*in:(k+1)*in; stack the blocks as K * out rows
+        weight = self.lin.weight.view(self.out_channels, self.K, self.in_channels).transpose(0, 1)
+        filtered = torch.nn.functional.linear(x, weight.reshape(self.K * self.out_channels, self.in_channels))
+        y = filtered.split(self.out_channels, dim=-1)
+        after, current = torch.zeros_like(y[0]), y[-1]  # B_{k+2}, B_{k+1}
+        for k in range(self.K - 2, 0, -1):
+            after, current = current, y[k] + 2 * apply_operator(laplacian, current) - after
+        out = y[0] + apply_operator(laplacian, current) - after
+        return out if self.lin.bias is None else out + self.lin.bias
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, K={self.K})"
@@ -95,7 +115,11 @@ class TemporalGatedConv(nn.Module):
 
     Output step :math:`t` (aligned to the last input step of its window) sees inputs :math:`t-k+1, \dots, t`
     only. :math:`\mathbf{X}_{res}` is the input at the aligned steps, through a learned ``1 x 1`` projection when
-    the channel counts differ (the reference code pads with zeros or uses a ``1 x 1`` convolution).
+    the channel counts differ (the reference code pads with zeros or uses a ``1 x 1`` convolution). The residual is
+    a tap of the convolution at the aligned step, so it is added to the kernel's last tap of the
+    :math:`\mathbf{P}` half (the identity, or the projection's weight) and the layer runs as one convolution and
+    :func:`torch.nn.functional.glu`: no separate residual product or sum, and no gradient concatenation of the
+    two halves in the backward pass.
 
     Shapes:
         x ``[B, T, N, C_in]`` -> ``[B, T - k + 1, N, C_out]``.
@@ -120,8 +144,13 @@ class TemporalGatedConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.size(1) < self.kernel_size:
             raise ValueError(f"x has {x.size(1)} steps, fewer than kernel_size={self.kernel_size}")
-        p, q = self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).chunk(2, dim=-1)
-        return (p + self.residual(x[:, self.kernel_size - 1:])) * torch.sigmoid(q)
+        residual = (self.residual.weight if isinstance(self.residual, Linear)
+                    else torch.eye(self.out_channels, dtype=x.dtype, device=x.device))
+        # [2 out, in, k, 1]: the residual on the P half of the last tap, zeros elsewhere
+        tap = torch.nn.functional.pad(residual[:, :, None, None], (0, 0, self.kernel_size - 1, 0, 0, 0, 0,
+                                                                   self.out_channels))
+        out = torch.nn.functional.conv2d(x.permute(0, 3, 1, 2), self.conv.weight + tap, self.conv.bias)
+        return torch.nn.functional.glu(out.permute(0, 2, 3, 1), dim=-1)  # channels-last in memory: contiguous
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size})"
