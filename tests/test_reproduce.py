@@ -228,6 +228,8 @@ def test_errica_protocol_selects_per_fold_restarts_and_resumes(tmp_path):
     store = ResultStore(tmp_path / "e.sqlite")
     trained = run_experiments(header["experiments"], store, root=tmp_path, progress=False, log=lambda m: None)
     assert len(trained) == 6 + 3 * 2
+    # fold by fold: each fold's 2 selection runs, then its 2 restarts (seeds 1, 2), before the next fold
+    assert [(r.fold, r.seed) for r in trained] == [(f, s) for f in range(3) for s in (0, 0, 1, 2)]
     rows = {row["key"]: row for row in store.rows()}
     for fold in range(3):
         label, chosen, row = experiment.selection.selected(fold, rows)

@@ -5,8 +5,8 @@ renews its lease, keeps the result on disk, stores it, and only then removes the
 A run whose worker died (lease expired) is claimed again and resumes from its checkpoint; a run that diverges is
 stored as ``diverged`` and the suite goes on. When nothing is left to claim, the worker waits for the runs other
 workers hold, so that it can take over any whose worker dies, and returns once every run has an outcome.
-Protocol experiments (:mod:`~gdl_graphs.bench.protocols`) run their known runs, then the runs those results make
-due (:func:`run_experiments`).
+Protocol experiments (:mod:`~gdl_graphs.bench.protocols`) run fold by fold: a fold's known runs, then the runs
+those results make due (:func:`run_experiments`).
 
 Threads: torch's intra-op thread count is set once per process (:func:`configure_threads`), so that processes
 sharing a machine do not oversubscribe its cores.
@@ -122,14 +122,17 @@ def configure_threads(threads: int | None = None) -> int:
 
 
 def run_experiments(experiments, store: ResultStore, **kwargs) -> list[RunResult]:
-    """Train the runs of protocol experiments: all their known runs, then the runs the stored results make due
-    (the restarts of each model selection); ``kwargs`` go to :func:`run_all`."""
-    results = run_all([run for experiment in experiments for run in experiment.runs], store, **kwargs)
-    selections = [experiment.selection for experiment in experiments if experiment.selection is not None]
-    if selections:
+    """Train the runs of protocol experiments: those without model selection, then the model selections fold by
+    fold (a fold's selection runs, then the restarts its stored results make due), so that an interrupted protocol
+    leaves finished folds behind, not selection runs of every fold and no restart; ``kwargs`` go to
+    :func:`run_all`."""
+    results = run_all([run for e in experiments if e.selection is None for run in e.runs], store, **kwargs)
+    selecting = [experiment for experiment in experiments if experiment.selection is not None]
+    for fold in sorted({run.fold for experiment in selecting for run in experiment.runs}):
+        results += run_all([run for e in selecting for run in e.runs if run.fold == fold], store, **kwargs)
         rows = {row["key"]: row for row in store.rows()}
-        restarts = [run for selection in selections for run in selection.final_runs(rows)]
-        results += run_all(restarts, store, **kwargs)
+        results += run_all([run for e in selecting for run in e.selection.final_runs(rows) if run.fold == fold],
+                           store, **kwargs)
     return results
 
 
