@@ -18,8 +18,8 @@ from gdl_graphs.bench.cli import main
 from gdl_graphs.bench.config import LATER_FIELDS, ConfigError, RunConfig
 from gdl_graphs.bench.suite import load_suite, parse_suite
 from gdl_graphs.bench.protocols import _best_mean_epoch
-from gdl_graphs.bench.reproductions import render
-from gdl_graphs.bench.runner import configure_threads, default_threads, run_experiments
+from gdl_graphs.bench.reproductions import _partial, render
+from gdl_graphs.bench.runner import configure_threads, default_threads, run_all, run_experiments
 from gdl_graphs.bench.store import ResultStore
 from gdl_graphs.bench.training import parameter_groups, train_run
 from gdl_graphs.data.benchmark import Benchmark
@@ -243,6 +243,23 @@ def test_errica_protocol_selects_per_fold_restarts_and_resumes(tmp_path):
     assert result["complete"] and result["n"] == 3 and result["stored"] == result["expected"] == 12
     assert all("selected [" in line for line in result["detail"])
     assert run_experiments(header["experiments"], store, root=tmp_path, progress=False, log=lambda m: None) == []
+    store.close()
+
+
+def test_an_interrupted_model_selection_is_reported_with_its_finished_folds(tmp_path):
+    dataset = tu_fixture(tmp_path)
+    header, runs = parse_suite(errica_suite(dataset, tmp_path / "e.sqlite"))
+    (experiment,) = header["experiments"]
+    store = ResultStore(tmp_path / "e.sqlite")
+    quiet = dict(root=tmp_path, progress=False, log=lambda m: None)
+    run_all([r for r in runs if r.fold == 0], store, **quiet)
+    rows = {row["key"]: row for row in store.rows()}
+    run_all(experiment.selection.final_runs(rows), store, **quiet)  # fold 0's restarts: the only complete fold
+    run_all([r for r in runs if r.fold == 1][:1], store, **quiet)
+    rows = {row["key"]: row for row in store.rows()}
+    result = experiment.summarize(rows)
+    assert not result["complete"] and result["n"] == 1 and result["stored"] == 5 and result["expected"] == 12
+    assert _partial(experiment, result) == " (partial: 1/3 folds, 5/12 runs)"
     store.close()
 
 

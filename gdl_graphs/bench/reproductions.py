@@ -127,7 +127,7 @@ def render(path: str | Path, output: str | None = None) -> str:
         digits = 2 if percent(result["metric"]) else 4
         gap = ours_mean - mean
         within = "-" if std is None else ("yes" if abs(gap) <= std else "**no**")
-        partial = "" if result["complete"] else f" (partial: {result['stored']}/{result['expected']} runs)"
+        partial = _partial(experiment, result)
         lines.append(f"| {entry['dataset']} | {entry['model']} | {protocol} | {ours_mean:.{digits}f} ± "
                      f"{ours_std:.{digits}f}{partial} | {published} | {entry['source']} | {gap:+.{digits}f} | "
                      f"{within} | {budget} |")
@@ -150,6 +150,16 @@ def render(path: str | Path, output: str | None = None) -> str:
                   + (f" ({threads} thread{'s' if threads > 1 else ''})" if threads else "")
                   for code, torch_version, pyg, device, threads in sorted(provenance)]
     return "\n".join(lines) + "\n"
+
+
+def _partial(experiment, result: dict) -> str:
+    """The mark of a number from an unfinished experiment: its stored runs and, for a model selection, the outer
+    folds the number averages (one fold's number has no spread); empty when complete."""
+    if result["complete"]:
+        return ""
+    folds = (f"{result['n']}/{len(experiment.selection.folds)} folds, " if experiment.selection is not None
+             else "")
+    return f" (partial: {folds}{result['stored']}/{result['expected']} runs)"
 
 
 def _protocol(experiment) -> str:
