@@ -239,8 +239,8 @@ def build_pgt(model: str, ours: nn.Module, cls, benchmark) -> tuple[nn.Module, l
                    num_blocks=len(ours.blocks), kernel_size=kernel_size, K=cheb_k)
     notes = [f"STGCN: {len(ours.blocks)} blocks, temporal kernel {kernel_size}, Chebyshev K = {cheb_k} both; "
              f"channels ours {channels}, PGT {pgt_widths(channels)} (one width for PGT's first temporal conv and "
-             f"ChebConv; the row 'ours at PGT's widths' is ours with PGT's channels); PGT BatchNorm over nodes vs our LayerNorm; PGT's ChebConv "
-             f"lambda_max = 2 vs ours exact; same output layer (our modules) on both"]
+             f"ChebConv; the row 'ours at PGT's widths' is ours with PGT's channels); PGT BatchNorm over nodes vs "
+             f"our LayerNorm; PGT's ChebConv lambda_max = 2 vs ours exact; same output layer (our modules) on both"]
     return pgt, notes
 
 

@@ -144,12 +144,13 @@ class TemporalGatedConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.size(1) < self.kernel_size:
             raise ValueError(f"x has {x.size(1)} steps, fewer than kernel_size={self.kernel_size}")
+        weight = self.conv.weight
         residual = (self.residual.weight if isinstance(self.residual, Linear)
-                    else torch.eye(self.out_channels, dtype=x.dtype, device=x.device))
+                    else torch.eye(self.out_channels, dtype=weight.dtype, device=weight.device))
         # [2 out, in, k, 1]: the residual on the P half of the last tap, zeros elsewhere
         tap = torch.nn.functional.pad(residual[:, :, None, None], (0, 0, self.kernel_size - 1, 0, 0, 0, 0,
                                                                    self.out_channels))
-        out = torch.nn.functional.conv2d(x.permute(0, 3, 1, 2), self.conv.weight + tap, self.conv.bias)
+        out = torch.nn.functional.conv2d(x.permute(0, 3, 1, 2), weight + tap, self.conv.bias)
         return torch.nn.functional.glu(out.permute(0, 2, 3, 1), dim=-1)  # channels-last in memory: contiguous
 
     def __repr__(self) -> str:
