@@ -326,10 +326,11 @@ def compare(model: str, config, benchmark, pgt_classes: dict | None, epochs: int
     hidden = options.pop("hidden_channels", config.hidden_channels)
     ours = build_model(model, benchmark, budget=config.budget, hidden_channels=hidden, **options)
     sides, notes = [make_side("ours", ours, config, benchmark, device)], []
-    if model == "stgcn" and pgt_widths(stgcn_channels(ours)) != stgcn_channels(ours):
+    widths = pgt_widths(stgcn_channels(ours)) if model == "stgcn" else None
+    if widths is not None and widths != stgcn_channels(ours):
         seed_everything(config.seed)
         same = build_model(model, benchmark, budget=config.budget, hidden_channels=hidden,
-                           **{**options, "channels": pgt_widths(stgcn_channels(ours))})
+                           **{**options, "channels": widths})
         sides.append(make_side("ours at PGT's widths", same, config, benchmark, device))
     if pgt_classes is not None:
         seed_everything(config.seed)

@@ -133,19 +133,19 @@ class TemporalGatedConv(nn.Module):
             raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.conv = nn.Conv2d(in_channels, 2 * out_channels, (kernel_size, 1))
-        self.residual = (nn.Identity() if in_channels == out_channels
+        self.residual = (None if in_channels == out_channels  # the identity, added to the kernel in forward()
                          else Linear(in_channels, out_channels, bias=False, weight_initializer="glorot"))
 
     def reset_parameters(self) -> None:
         self.conv.reset_parameters()
-        if isinstance(self.residual, Linear):
+        if self.residual is not None:
             self.residual.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
         if x.size(1) < self.kernel_size:
             raise ValueError(f"x has {x.size(1)} steps, fewer than kernel_size={self.kernel_size}")
         weight = self.conv.weight
-        residual = (self.residual.weight if isinstance(self.residual, Linear)
+        residual = (self.residual.weight if self.residual is not None
                     else torch.eye(self.out_channels, dtype=weight.dtype, device=weight.device))
         # [2 out, in, k, 1]: the residual on the P half of the last tap, zeros elsewhere
         tap = torch.nn.functional.pad(residual[:, :, None, None], (0, 0, self.kernel_size - 1, 0, 0, 0, 0,
