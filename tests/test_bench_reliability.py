@@ -133,6 +133,36 @@ def test_old_schema_report_reads_and_run_migrates_before_training(tmp_path, caps
     assert row["state"] == "done" and row["test"] == 0.75 and row["curve"] is None
 
 
+def test_schema_3_text_curves_read_as_they_are_and_are_compressed_by_the_migration(tmp_path, capsys):
+    db = tmp_path / "v3.sqlite"
+    [run] = _runs()
+    curve = [{"epoch": e, "loss": 1.0 / (e + 1), "val": 0.5 + e / 1e4, "test": 0.25} for e in range(2000)]
+    with sqlite3.connect(db) as connection:  # a schema-3 store: the curve as JSON text
+        connection.execute(OLD_SCHEMA)
+        for name in ("curve TEXT", "state TEXT NOT NULL DEFAULT 'done'", "threads INTEGER"):
+            connection.execute(f"ALTER TABLE runs ADD COLUMN {name}")
+        connection.execute("CREATE TABLE gdl_schema (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        connection.execute("INSERT INTO gdl_schema VALUES ('version', '3')")
+        connection.execute("INSERT INTO runs (key, dataset, model, seed, fold, config, params, metric, best_epoch, "
+                           "epochs_run, sec_per_epoch, val, test, metrics, curve) VALUES (?, 'KarateClub', 'gcn', 0, "
+                           "0, ?, 100, 'accuracy', 1, 2000, 0.1, 0.5, 0.75, '{}', ?)",
+                           (run.key, run.to_json(), json.dumps(curve)))
+    before = db.stat().st_size
+    [row] = ResultStore(db, read_only=True).rows()  # a report reads the text curve and changes nothing
+    assert row["curve"] == curve
+    assert ResultStore(db, read_only=True).schema_version == 3
+
+    store = ResultStore(db)
+    assert store.schema_version == SCHEMA_VERSION
+    [row] = store.rows()
+    assert row["curve"] == curve and row["test"] == 0.75
+    columns = {column["name"] for column in sa.inspect(store.engine).get_columns("runs")}
+    assert "curve" not in columns and "curve_zlib" in columns
+    store.close()
+    assert db.stat().st_size < before / 3  # vacuumed: the text pages are returned
+    assert main(["report", "--db", str(db)]) == 0 and "| KarateClub | gcn |" in capsys.readouterr().out
+
+
 def test_newer_schema_and_missing_table_are_refused(tmp_path, capsys):
     db = tmp_path / "empty.sqlite"
     sqlite3.connect(db).execute("CREATE TABLE other (x INTEGER)").connection.close()

@@ -3,7 +3,7 @@
 A row holds the run's identity (config and its hash, the primary key) and its state: ``pending`` -> ``running``
 (claimed by one worker, with a lease that the worker renews) -> ``done`` / ``diverged`` / ``failed``. Done rows hold
 the code and library versions, the device (and CPU threads), the parameter count, the best validation epoch, the metrics of every
-split at that epoch, the learning curve and the time per epoch; diverged and failed rows the epoch and a message.
+split at that epoch, the learning curve (every epoch's metrics, as zlib-compressed JSON) and the time per epoch; diverged and failed rows the epoch and a message.
 
 Workers that share a database claim runs with an atomic conditional ``UPDATE`` (after ``SELECT ... FOR UPDATE
 SKIP LOCKED`` on PostgreSQL), so each run is trained by one worker; a run whose lease expired (its worker died) is
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 import socket
 import subprocess
 import time
@@ -32,7 +33,8 @@ from sqlalchemy.exc import SQLAlchemyError
 import gdl_graphs
 from gdl_graphs.bench.config import ConfigError
 
-SCHEMA_VERSION = 3  # 1: the unversioned table of finished runs; 2: run states, leases, messages; 3: threads
+SCHEMA_VERSION = 4  # 1: the unversioned table of finished runs; 2: run states, leases, messages; 3: threads;
+# 4: the learning curve compressed (`curve_zlib` replaces the JSON text column `curve`)
 FINAL_STATES = ("done", "diverged")  # a failed run is tried again by the next `gdl-bench run`
 
 metadata = sa.MetaData()
@@ -58,7 +60,7 @@ RUNS = sa.Table(
     sa.Column("val", sa.Float),
     sa.Column("test", sa.Float),
     sa.Column("metrics", sa.Text),
-    sa.Column("curve", sa.Text),
+    sa.Column("curve_zlib", sa.LargeBinary),  # zlib(JSON of the curve): a 5000-epoch curve is 430 kB as text
     sa.Column("finished_at", sa.Text),
     sa.Column("state", sa.String(16), nullable=False, server_default="done"),
     sa.Column("message", sa.Text),
@@ -68,7 +70,8 @@ RUNS = sa.Table(
 )
 SCHEMA_INFO = sa.Table("gdl_schema", metadata, sa.Column("name", sa.String(64), primary_key=True),
                        sa.Column("value", sa.Text, nullable=False))
-_JSON_COLUMNS = ("metrics", "curve", "config")
+_JSON_COLUMNS = ("metrics", "config")
+_TEXT_CURVE = "curve"  # the column that held the curve as JSON text up to schema 3
 _SCHEMA_LOCK = 0x6764_6C62  # PostgreSQL advisory lock held while one worker creates or migrates the schema
 
 
@@ -185,6 +188,7 @@ class ResultStore:
         self.label = str(self.path) if self.is_sqlite else self.url.render_as_string(hide_password=True)
         self.read_only = read_only
         self._version = None
+        self._compressed_curves = False  # set when a migration compressed text curves (SQLite then vacuums)
         try:
             if self.is_sqlite:
                 if read_only and not self.path.is_file():
@@ -211,7 +215,14 @@ class ResultStore:
         with self.engine.begin() as connection:
             if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serialises this transaction
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SCHEMA_LOCK})
-            return self._checked_columns(connection)
+            columns = self._checked_columns(connection)
+        if self._compressed_curves and self.is_sqlite:
+            raw = self.engine.raw_connection()  # no BEGIN (see `_sqlite_engine`): VACUUM returns the text pages
+            try:
+                raw.cursor().execute("VACUUM")
+            finally:
+                raw.close()
+        return columns
 
     def _checked_columns(self, connection) -> set[str]:
         inspector = sa.inspect(connection)
@@ -231,11 +242,12 @@ class ResultStore:
                               f"({SCHEMA_VERSION}); upgrade gdl_graphs")
         if version < SCHEMA_VERSION and not self.read_only:
             self._migrate(connection, columns)
-            columns = columns | {column.name for column in RUNS.columns}
+            columns = (columns - {_TEXT_CURVE}) | {column.name for column in RUNS.columns}
         return columns
 
     def _migrate(self, connection, columns: set[str]) -> None:
-        """Add the columns an older schema lacks (its rows are finished runs: state ``done``), then the version."""
+        """Add the columns an older schema lacks (its rows are finished runs: state ``done``), compress the curves
+        of a text ``curve`` column into ``curve_zlib`` and drop that column, then set the version."""
         for column in RUNS.columns:
             if column.name in columns:
                 continue
@@ -243,6 +255,15 @@ class ResultStore:
             default = f" NOT NULL DEFAULT {column.server_default.arg!r}" if column.server_default is not None \
                 else ""
             connection.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN {column.name} {kind}{default}")
+        if _TEXT_CURVE in columns:
+            text_curve = sa.column(_TEXT_CURVE, sa.Text)
+            keys = connection.execute(sa.select(RUNS.c.key).select_from(RUNS).where(text_curve.is_not(None)))
+            for key in keys.scalars().all():  # one curve in memory at a time: a store's curves can be large
+                text = connection.execute(sa.select(text_curve).select_from(RUNS).where(RUNS.c.key == key)).scalar()
+                connection.execute(RUNS.update().where(RUNS.c.key == key)
+                                   .values(curve_zlib=zlib.compress(text.encode())))
+            connection.exec_driver_sql(f"ALTER TABLE runs DROP COLUMN {_TEXT_CURVE}")
+            self._compressed_curves = True
         SCHEMA_INFO.create(connection, checkfirst=True)
         self._set_version(connection)
 
@@ -361,7 +382,7 @@ class ResultStore:
             "threads": result.threads,
             "params": result.params, "metric": result.metric, "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "sec_per_epoch": result.sec_per_epoch, "val": result.val,
-            "test": result.test, "metrics": json.dumps(result.metrics), "curve": json.dumps(result.curve),
+            "test": result.test, "metrics": json.dumps(result.metrics), "curve_zlib": _packed(result.curve),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "state": "done", "message": None,
             "owner": None, "lease_until": None,
         }
@@ -386,7 +407,9 @@ class ResultStore:
         """Stored runs in ``states`` (optionally of one suite / dataset) as dicts, JSON columns decoded. A database
         of an older schema reads as well (its rows are finished runs; columns it lacks read as ``None``)."""
         present = [column for column in RUNS.columns if column.name in self.columns]
-        query = sa.select(*present)
+        if _TEXT_CURVE in self.columns:  # a schema-3 store opened read-only
+            present.append(sa.column(_TEXT_CURVE, sa.Text))
+        query = sa.select(*present).select_from(RUNS)
         if "state" in self.columns:
             query = query.where(RUNS.c.state.in_(states))
         elif "done" not in states:
@@ -403,10 +426,20 @@ class ResultStore:
                 row.setdefault(column.name, "done" if column.name == "state" else None)
             for column in _JSON_COLUMNS:
                 row[column] = json.loads(row[column]) if row[column] else None
+            packed, text = row.pop("curve_zlib"), row.pop(_TEXT_CURVE, None)
+            row["curve"] = _unpacked(packed) if packed is not None else json.loads(text) if text else None
         return rows
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _packed(curve: list[dict]) -> bytes:
+    return zlib.compress(json.dumps(curve).encode())
+
+
+def _unpacked(packed: bytes) -> list[dict]:
+    return json.loads(zlib.decompress(packed))
 
 
 def _stored_version(connection, tables: set[str]) -> int:
