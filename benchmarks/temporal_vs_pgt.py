@@ -3,6 +3,7 @@
     export GDL_DATA=$PWD/datasets PYTHONPATH=/work/pgt_pkgs:$PWD   # PGT installed with --no-deps: docs/traffic.md
     python benchmarks/temporal_vs_pgt.py --epochs 4                   # both models, 1 thread
     python benchmarks/temporal_vs_pgt.py --epochs 4 --self-loops --markdown PAGE.md
+    python benchmarks/temporal_vs_pgt.py --models stgcn --epochs 8 --seeds 0,1,2    # test MSE as mean ± std
     python benchmarks/temporal_vs_pgt.py --ours-only --epochs 1 --limit-windows 8     # without PGT installed
 
 What is compared, per architecture (``--models dcrnn,stgcn``):
@@ -22,7 +23,9 @@ first on even epochs, PGT first on odd ones) so that both see the same machine s
 the harness (ReduceLROnPlateau, patience 10) would not act within a few epochs and is left out. Reported: the median
 over epochs of each side's training-epoch wall time (training only; evaluation untimed), their ratio PGT / ours (> 1:
 ours faster), and the test MSE (the harness's masked MSE in passenger counts) at each side's best validation-MSE
-epoch, the harness's model selection. STGCN gets a third side, ours built with PGT's channel widths (below), so
+epoch, the harness's model selection. ``--seeds 0,1,2`` repeats the whole comparison per seed (initialisation and
+shuffling order): times are then medians over every epoch of every seed, the test MSE the mean ± std over seeds.
+STGCN gets a third side, ours built with PGT's channel widths (below), so
 that one ratio compares the same architecture. CPU, float32 on both sides; ``--threads`` intra-op threads (default 1).
 
 How the PGT modules map to the papers:
@@ -319,8 +322,9 @@ def make_side(label: str, model: nn.Module, config, benchmark, device: torch.dev
 
 
 def compare(model: str, config, benchmark, pgt_classes: dict | None, epochs: int, device: torch.device,
-            log) -> tuple[list[Side], list[str]]:
-    """Train ours (and PGT's, unless ``pgt_classes`` is ``None``) for ``epochs`` interleaved epochs."""
+            log) -> tuple[list[Side], list[str], bool]:
+    """Train ours (and PGT's, unless ``pgt_classes`` is ``None``) for ``epochs`` interleaved epochs; returns the
+    sides, notes, and whether every epoch was trained (not interrupted)."""
     seed_everything(config.seed)
     options = dict(config.model_options)
     hidden = options.pop("hidden_channels", config.hidden_channels)
@@ -343,25 +347,33 @@ def compare(model: str, config, benchmark, pgt_classes: dict | None, epochs: int
             log(f"{model} epoch {epoch + 1}/{epochs}: " +
                 ", ".join(f"{label} {seconds:.2f} s" for label, seconds in times.items()))
     except KeyboardInterrupt:  # report the epochs completed so far
-        notes.append(f"{model}: interrupted during epoch {epoch + 1}; rows cover the epochs completed by each side")
-    return sides, notes
+        notes.append(f"{model} seed {config.seed}: interrupted during epoch {epoch + 1}; rows cover the epochs "
+                     "completed by each side")
+        return sides, notes, False
+    return sides, notes, True
 
 
 def table(results: dict) -> list[str]:
-    """Markdown rows: one per (architecture, implementation); "PGT / this" is PGT's median epoch time over the
-    row's (> 1: the row is faster than PGT)."""
-    rows = ["| model | implementation | parameters | epochs | s / epoch (median) | PGT / this | test MSE "
+    """Markdown rows: one per (architecture, implementation), over the seeds of ``results[model]`` (a list, per
+    seed, of the sides trained); "PGT / this" is PGT's median epoch time over the row's (> 1: the row is faster than
+    PGT), medians taken over every epoch of every seed; the test MSE is the mean ± std over seeds."""
+    rows = ["| model | implementation | parameters | epochs x seeds | s / epoch (median) | PGT / this | test MSE "
             "(best val epoch) |",
             "|---|---|---:|---:|---:|---:|---:|"]
-    for model, sides in results.items():
-        peer = next((side for side in sides if side.peer), None)
-        peer_time = statistics.median(peer.seconds) if peer is not None and peer.seconds else math.nan
-        for side in sides:
-            seconds = statistics.median(side.seconds) if side.seconds else math.nan
-            ratio = "" if side.peer or peer is None else f"{peer_time / seconds:.2f}x"
-            best = "" if side.best_epoch < 0 else f" (epoch {side.best_epoch + 1})"
-            rows.append(f"| {model} | {side.label} | {count_parameters(side.model):,} | {len(side.seconds)} | "
-                        f"{seconds:.3f} | {ratio} | {side.test_mse:.4g}{best} |")
+    for model, per_seed in results.items():
+        labels = [side.label for side in per_seed[0]]
+        runs = {label: [side for sides in per_seed for side in sides if side.label == label] for label in labels}
+        median = {label: statistics.median(t) if (t := [s for side in sides for s in side.seconds]) else math.nan
+                  for label, sides in runs.items()}
+        peer = next((label for label in labels if runs[label][0].peer), None)
+        for label, sides in runs.items():
+            ratio = "" if label == peer or peer is None else f"{median[peer] / median[label]:.2f}x"
+            mse = [side.test_mse for side in sides]
+            spread = f" ± {statistics.stdev(mse):.2g}" if len(mse) > 1 else ""
+            epochs = "/".join(str(side.best_epoch + 1) if side.best_epoch >= 0 else "-" for side in sides)
+            rows.append(f"| {model} | {label} | {count_parameters(sides[0].model):,} | "
+                        f"{len(sides[0].seconds)} x {len(sides)} | {median[label]:.3f} | {ratio} | "
+                        f"{statistics.fmean(mse):.4g}{spread} (epoch {epochs}) |")
     return rows
 
 
@@ -369,6 +381,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=4, help="training epochs per implementation (default: 4)")
+    parser.add_argument("--seeds", default="0",
+                        help="comma-separated training seeds, each a full comparison (default: 0); the test MSE is "
+                             "reported as mean ± std over them")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of dcrnn,stgcn")
     parser.add_argument("--limit-windows", type=int, default=None,
                         help="keep the first N windows of each split (quick checks)")
@@ -385,6 +400,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, default=None, help="append the table to this markdown file")
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
+    try:
+        args.seeds = [int(seed) for seed in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+    if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
+        parser.error(f"--seeds: expected distinct non-negative seeds, got {args.seeds}")
     unknown = sorted(set(args.models) - set(MODELS))
     if unknown or not args.models:
         parser.error(f"--models: expected a subset of {','.join(MODELS)}, got {unknown or 'nothing'}")
@@ -419,13 +440,20 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"{model}: {config.dataset_options}, batch {config.batch_size}, Adam lr {config.lr}, weight "
                      f"decay {config.weight_decay}, grad clip {config.grad_clip}, {args.epochs} epoch(s), windows "
                      f"{'/'.join(str(len(s)) for s in (benchmark.train, benchmark.val, benchmark.test))}")
-        sides, model_notes = compare(model, config, benchmark, pgt_classes, args.epochs, device,
-                                     lambda message: print(message, file=sys.stderr, flush=True))
-        results[model] = sides
-        notes.extend(model_notes)
-        for side in sides:
+        results[model] = []
+        for seed in args.seeds:
+            sides, model_notes, completed = compare(
+                model, dataclasses.replace(config, seed=seed), benchmark, pgt_classes, args.epochs, device,
+                lambda message: print(f"seed {seed}: {message}", file=sys.stderr, flush=True))
+            results[model].append(sides)
+            notes.extend(note for note in model_notes if note not in notes)
+            if not completed:
+                break
+        if not completed:
+            break
+        for side in (side for sides in results[model] for side in sides):
             if not math.isfinite(side.test_mse):
-                notes.append(f"{model} {side.label}: test MSE is not finite"
+                notes.append(f"{model} {side.label} seed {side.task.seed}: test MSE is not finite"
                              + (" (PGT's DConv divides by zero in-degrees; try --self-loops)"
                                 if model == "dcrnn" and side.label == "PGT" else ""))
     command = "python benchmarks/temporal_vs_pgt.py " + " ".join(argv if argv is not None else sys.argv[1:])

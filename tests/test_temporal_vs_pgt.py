@@ -39,6 +39,7 @@ def pgt_or_skip() -> dict:
 @pytest.mark.parametrize("argv, message", [
     (["--models", "gwn"], "--models"), (["--models", ","], "--models"), (["--epochs", "0"], "--epochs"),
     (["--limit-windows", "0"], "--limit-windows"), (["--threads", "0"], "--threads"),
+    (["--seeds", "a"], "--seeds"), (["--seeds", "1,1"], "--seeds"), (["--seeds", "-1"], "--seeds"),
 ])
 def test_bad_arguments_are_refused(argv, message, capsys):
     with pytest.raises(SystemExit):
@@ -58,11 +59,15 @@ def test_defaults_are_the_traffic_suite_settings():
 def test_ours_only_tiny_run_prints_and_appends_the_table(staged_root, tmp_path, capsys):
     root = require_staged(staged_root, MONTEVIDEO)
     page = tmp_path / "page.md"
-    argv = ["--ours-only", "--epochs", "1", "--limit-windows", "3", "--data-root", str(root), "--markdown", str(page)]
+    argv = ["--ours-only", "--epochs", "1", "--limit-windows", "3", "--seeds", "0,1", "--data-root", str(root),
+            "--markdown", str(page)]
     assert bench.main(argv) == 0
-    found = rows(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    found = rows(out)
     assert set(found) == {("dcrnn", "ours"), ("stgcn", "ours"), ("stgcn", "ours at PGT's widths")}
     assert all(math.isfinite(mse) and mse > 0 for mse in found.values())
+    table = [line for line in out.splitlines() if line.startswith("| stgcn | ours |")]
+    assert len(table) == 1 and "| 1 x 2 |" in table[0] and " ± " in table[0]  # one row over both seeds
     written = page.read_text()
     assert "--ours-only --epochs 1" in written and "torch_geometric_temporal (not used)" in written
     assert set(rows(written)) == set(found)
