@@ -2,8 +2,9 @@
 
 A row holds the run's identity (config and its hash, the primary key) and its state: ``pending`` -> ``running``
 (claimed by one worker, with a lease that the worker renews) -> ``done`` / ``diverged`` / ``failed``. Done rows hold
-the code and library versions, the device (and CPU threads), the parameter count, the best validation epoch, the metrics of every
-split at that epoch, the learning curve (every epoch's metrics, as zlib-compressed JSON) and the time per epoch; diverged and failed rows the epoch and a message.
+the code and library versions, the device (and CPU threads), the parameter count, the best validation epoch, the
+metrics of every split at that epoch, the learning curve (every epoch's metrics, as zlib-compressed JSON) and the
+time per epoch; diverged and failed rows the epoch and a message.
 
 Workers that share a database claim runs with an atomic conditional ``UPDATE`` (after ``SELECT ... FOR UPDATE
 SKIP LOCKED`` on PostgreSQL), so each run is trained by one worker; a run whose lease expired (its worker died) is
@@ -15,12 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 import socket
 import subprocess
 import time
 import urllib.parse
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
