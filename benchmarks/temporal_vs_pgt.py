@@ -50,8 +50,8 @@ How the PGT modules map to the papers:
   built from our modules, the same as ours (temporal GLU over the remaining steps, LayerNorm, sigmoid gate, linear
   map to the 12 steps). Mismatches, printed in the output: PGT's block has one hidden width for its first temporal
   conv and the Chebyshev conv, so ours (64, 16, 64) is PGT (16, 16, 64); PGT's temporal conv is ReLU(P * sigmoid(Q)
-  + conv(X)), ours (P + X) * sigmoid(Q); PGT normalises with BatchNorm over the nodes, ours LayerNorm over channels;
-  PyG's ChebConv (inside PGT) assumes lambda_max = 2, ours uses the exact one. Both get the same symmetrised graph
+  + conv(X)), ours (P + X) * sigmoid(Q); PGT normalises with BatchNorm over the nodes, ours with BatchNorm over
+  channels; PyG's ChebConv (inside PGT) assumes lambda_max = 2, ours uses the exact one. Both get the same symmetrised graph
   (ours symmetrises internally; PGT is given :func:`~gdl_graphs.models.temporal.stgcn.symmetrised_adjacency`).
 
 PGT is imported without its package ``__init__``: ``import torch_geometric_temporal`` imports every module, one of
@@ -243,7 +243,8 @@ def build_pgt(model: str, ours: nn.Module, cls, benchmark) -> tuple[nn.Module, l
     notes = [f"STGCN: {len(ours.blocks)} blocks, temporal kernel {kernel_size}, Chebyshev K = {cheb_k} both; "
              f"channels ours {channels}, PGT {pgt_widths(channels)} (one width for PGT's first temporal conv and "
              f"ChebConv; the row 'ours at PGT's widths' is ours with PGT's channels); PGT BatchNorm over nodes vs "
-             f"our LayerNorm; PGT's ChebConv lambda_max = 2 vs ours exact; same output layer (our modules) on both"]
+             f"our BatchNorm over channels; PGT's ChebConv lambda_max = 2 vs ours exact; same output layer (our "
+             f"modules) on both"]
     return pgt, notes
 
 

@@ -191,6 +191,21 @@ def test_spatial_permutation_equivariance_on_sparse_operators(key, monkeypatch):
     test_spatial_permutation_equivariance(key)
 
 
+@pytest.mark.parametrize("key", MODELS)
+def test_only_the_declared_node_state_depends_on_the_number_of_nodes(key):
+    """Parameters and buffers tied to node identities would break equivariance once trained (at initialisation a
+    per-node affine norm is still the identity, so the equivariance tests alone would not see it): every state
+    entry but the declared node-indexed ones has the same shape on graphs of different sizes."""
+    name = "stgcn" if key.startswith("stgcn") else key
+
+    def shapes(num_nodes):
+        edge_index, edge_weight = graph(num_nodes, 3 * num_nodes)
+        model = build_temporal_model(name, num_nodes, F, T_OUT, edge_index, edge_weight, **SMALL[key])
+        return {k: v.shape for k, v in model.state_dict().items() if k not in NODE_STATE.get(key, ())}
+
+    assert shapes(N) == shapes(N + 5)
+
+
 def test_graph_operator_sparse_and_dense_agree(monkeypatch):
     g = torch.Generator().manual_seed(0)
     matrix = torch.rand(N, N, generator=g, dtype=torch.float64) * (torch.rand(N, N, generator=g) < 0.3)

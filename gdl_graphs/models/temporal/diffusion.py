@@ -129,6 +129,12 @@ def apply_operator(operator: Tensor | GraphOperator, x: Tensor) -> Tensor:
     return operator(x) if isinstance(operator, GraphOperator) else torch.matmul(operator, x)
 
 
+def on_channels_last(module: nn.Module, x: Tensor) -> Tensor:
+    """Apply a 2-D module expecting ``[B, C, T, N]`` (a convolution, a BatchNorm) to channels-last ``[B, T, N, C]``
+    features; the permuted view is channels-last in memory, so no copy is made."""
+    return module(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
 def check_window(x: Tensor, num_nodes: int, in_channels: int, name: str = "x") -> None:
     """Validate an input window ``[B, T_in, N, F]`` of a forecasting model (shape, dtype, finiteness)."""
     if not isinstance(x, Tensor):

@@ -15,14 +15,9 @@ from torch_geometric.nn import Linear
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
 from gdl_graphs.models.temporal.diffusion import (
-    DiffusionConv, GraphOperator, check_window, dense_adjacency, diffusion_operators,
+    DiffusionConv, GraphOperator, check_window, dense_adjacency, diffusion_operators, on_channels_last,
 )
 from gdl_graphs.nn.validation import check_positive_ints
-
-
-def _conv_channels_last(conv: nn.Module, x: Tensor) -> Tensor:
-    """Apply a 2-D module expecting ``[B, C, T, N]`` to channels-last ``[B, T, N, C]`` features."""
-    return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 class GatedTCN(nn.Module):
@@ -54,7 +49,7 @@ class GatedTCN(nn.Module):
         span = self.dilation * (self.kernel_size - 1) + 1
         if x.size(1) < span:
             raise ValueError(f"x has {x.size(1)} steps, fewer than the {span} this convolution spans")
-        filt, gate = _conv_channels_last(self.conv, x).chunk(2, dim=-1)
+        filt, gate = on_channels_last(self.conv, x).chunk(2, dim=-1)
         return torch.tanh(filt) * torch.sigmoid(gate)
 
     def __repr__(self) -> str:
@@ -167,7 +162,7 @@ class GraphWaveNet(nn.Module):
             skip = skip + to_skip(z[:, -1])
             if i < len(self.gconvs):
                 h = self.dropout(self.gconvs[i](z, supports)) + h[:, -z.size(1):]
-                h = _conv_channels_last(self.norms[i], h)
+                h = on_channels_last(self.norms[i], h)
         out = self.end2(F.relu(self.end1(F.relu(skip))))
         return out.transpose(1, 2)
 

@@ -14,7 +14,9 @@ from torch_geometric.nn import DenseGCNConv, Linear
 from torch_geometric.utils import coalesce, get_laplacian, to_dense_adj, to_undirected
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
-from gdl_graphs.models.temporal.diffusion import GraphOperator, apply_operator, check_window, dense_adjacency
+from gdl_graphs.models.temporal.diffusion import (
+    GraphOperator, apply_operator, check_window, dense_adjacency, on_channels_last,
+)
 from gdl_graphs.nn.validation import check_positive_ints
 
 
@@ -158,11 +160,14 @@ class TemporalGatedConv(nn.Module):
 
 
 class STConvBlock(nn.Module):
-    r"""Spatio-temporal block: temporal GLU conv -> graph conv -> ReLU -> temporal GLU conv -> LayerNorm -> dropout.
+    r"""Spatio-temporal block: temporal GLU conv -> graph conv -> ReLU -> temporal GLU conv -> BatchNorm -> dropout.
 
-    The reference code normalises over ``[N, C]`` with per-node affine parameters, which ties parameters to node
-    identities; here LayerNorm runs over the channels of each node, so the block is :math:`S_n`-equivariant with
-    no node-indexed parameters.
+    The reference code normalises over ``[N, C]`` with per-node affine parameters (LayerNorm), and PyTorch Geometric
+    Temporal's ``STConv`` with a BatchNorm over nodes (per-node statistics and affine parameters); both tie
+    parameters to node identities. Here BatchNorm runs over channels, with statistics pooled over (batch, time,
+    nodes) and per-channel affine parameters, so the block is :math:`S_n`-equivariant with no node-indexed
+    parameters. (It trains like PGT's norm on Montevideo bus, where LayerNorm over each node's channels did not:
+    ``docs/traffic.md``.)
 
     Shapes:
         x ``[B, T, N, C_in]``, graph operator ``[N, N]`` -> ``[B, T - 2(k - 1), N, C_out]``.
@@ -177,7 +182,7 @@ class STConvBlock(nn.Module):
         self.temporal1 = TemporalGatedConv(in_channels, temporal, kernel_size)
         self.spatial = ChebGraphConv(temporal, hidden, K) if spatial == "cheb" else DenseGCNConv(temporal, hidden)
         self.temporal2 = TemporalGatedConv(hidden, out, kernel_size)
-        self.norm = nn.LayerNorm(out)
+        self.norm = nn.BatchNorm2d(out)
         self.dropout = nn.Dropout(dropout)
 
     def reset_parameters(self) -> None:
@@ -192,7 +197,7 @@ class STConvBlock(nn.Module):
         else:
             x = self.spatial(x, operator)
         x = self.temporal2(torch.relu(x))
-        return self.dropout(self.norm(x))
+        return self.dropout(on_channels_last(self.norm, x))
 
 
 class STGCN(nn.Module):
