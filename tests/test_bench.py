@@ -328,3 +328,15 @@ def test_only_selects_part_of_a_suite(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["run", str(suite), "--only", "MUTAG", "--db", str(db)])
     assert exc.value.code == 2 and "--only" in capsys.readouterr().err
+
+
+def test_seeds_pick_among_a_suites_runs(tmp_path, capsys):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("defaults: {epochs: 1}\nexperiments:\n  - dataset: KarateClub\n    models: [gcn]\n"
+                     "    seeds: [0, 1, 2]\n")
+    db = tmp_path / "r.sqlite"
+    assert main(["run", str(suite), "--seeds", "2,0", "--db", str(db), "--no-progress"]) == 0
+    assert sorted(r["seed"] for r in ResultStore(db).rows()) == [0, 2]
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(suite), "--seeds", "5", "--db", str(db)])
+    assert exc.value.code == 2 and "--seeds/--folds: no run of the suite" in capsys.readouterr().err

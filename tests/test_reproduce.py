@@ -346,6 +346,11 @@ def test_reproductions_page_from_stored_runs(tmp_path, monkeypatch):
     assert "gdl-bench report --reproductions" in page and "## Provenance" in page
     assert main(["report", "--reproductions", str(published), "--output", "out.md"]) == 0
     assert Path("out.md").read_text().startswith("# T")
+    # one stored run of two: its number, no spread
+    assert main(["run", str(suite), "--only", f"{dataset}/gcn", "--seeds", "1", "--epochs", "1", "--data-root",
+                 str(tmp_path), "--no-progress"]) == 0
+    [gcn] = [r for r in ResultStore("s.sqlite").rows() if r["model"] == "gcn"]
+    assert f"| {100 * gcn['test']:.2f} (partial: 1/2 runs) | 60.0 |" in render(published, output="out.md")
 
 
 def test_committed_reproductions_page_is_generated_from_the_committed_stores(monkeypatch):

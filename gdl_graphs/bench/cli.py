@@ -44,7 +44,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not args.dataset or not args.models:
             raise ConfigError("run needs a suite file, or --dataset and --models")
         experiment = {"dataset": args.dataset, "models": args.models, "seeds": args.seeds or [0],
-                      "folds": args.folds if args.folds != ["all"] else "all"}
+                      "folds": "all" if args.folds == ["all"] else args.folds or [0]}
         header = {"name": None, "db": None, "experiments": expand_protocol(experiment, {}, "--", overrides)}
     experiments = header["experiments"]
     if args.only:
@@ -58,6 +58,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--shard: a model selection (protocol errica2020) needs all its runs in one database; "
                           "split it with --only DATASET/MODEL instead")
     runs = shard([run for e in experiments for run in e.runs], args.shard)
+    folds = None if args.folds in (None, ["all"]) else set(args.folds)
+    if args.suite and (args.seeds or folds):  # with a suite, they pick among its runs
+        if selecting:
+            raise ConfigError("--seeds/--folds: a model selection (protocol errica2020) trains every run of its "
+                              "grid; split it with --only DATASET/MODEL instead")
+        runs = [run for run in runs if (not args.seeds or run.seed in args.seeds) and (not folds or run.fold in folds)]
+        if not runs:
+            raise ConfigError(f"--seeds/--folds: no run of the suite has seed in {args.seeds or 'any'} and fold in "
+                              f"{sorted(folds) if folds else 'any'}")
     if args.lease is not None and not args.lease > 0:
         raise ConfigError(f"--lease: must be positive, got {args.lease}")
     db = args.db or header["db"] or DEFAULT_DB
@@ -214,8 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", help="one dataset (instead of a suite), e.g. MUTAG")
     run.add_argument("--models", type=_csv(str), help="comma-separated model names, e.g. gcn,gin")
     run.add_argument("--seeds", type=_csv(int), help="comma-separated seeds (default 0)")
-    run.add_argument("--folds", type=lambda t: ["all"] if t == "all" else _csv(int)(t), default=[0],
-                     help="folds of cross-validated datasets: comma-separated or 'all' (default 0)")
+    run.add_argument("--folds", type=lambda t: ["all"] if t == "all" else _csv(int)(t),
+                     help="folds of cross-validated datasets: comma-separated or 'all' (default 0); with a suite, "
+                          "--seeds and --folds pick among its runs")
     run.add_argument("--budget", help="parameter budget that sets the width, e.g. 100k or 500k")
     run.add_argument("--epochs", type=int)
     run.add_argument("--batch-size", type=int)

@@ -127,10 +127,10 @@ def render(path: str | Path, output: str | None = None) -> str:
         digits = 2 if percent(result["metric"]) else 4
         gap = ours_mean - mean
         within = "-" if std is None else ("yes" if abs(gap) <= std else "**no**")
+        spread = f" ± {ours_std:.{digits}f}" if result["n"] > 1 else ""  # one number has no spread
         partial = _partial(experiment, result)
-        lines.append(f"| {entry['dataset']} | {entry['model']} | {protocol} | {ours_mean:.{digits}f} ± "
-                     f"{ours_std:.{digits}f}{partial} | {published} | {entry['source']} | {gap:+.{digits}f} | "
-                     f"{within} | {budget} |")
+        lines.append(f"| {entry['dataset']} | {entry['model']} | {protocol} | {ours_mean:.{digits}f}{spread}"
+                     f"{partial} | {published} | {entry['source']} | {gap:+.{digits}f} | {within} | {budget} |")
         details += detail_lines(f"{entry['dataset']} / {entry['model']} ({protocol}, `{header['db']}`)",
                                 result)
         for run in experiment.runs:
