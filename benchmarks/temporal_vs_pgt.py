@@ -51,8 +51,9 @@ How the PGT modules map to the papers:
   map to the 12 steps). Mismatches, printed in the output: PGT's block has one hidden width for its first temporal
   conv and the Chebyshev conv, so ours (64, 16, 64) is PGT (16, 16, 64); PGT's temporal conv is ReLU(P * sigmoid(Q)
   + conv(X)), ours (P + X) * sigmoid(Q); PGT normalises with BatchNorm over the nodes, ours with BatchNorm over
-  channels; PyG's ChebConv (inside PGT) assumes lambda_max = 2, ours uses the exact one. Both get the same symmetrised graph
-  (ours symmetrises internally; PGT is given :func:`~gdl_graphs.models.temporal.stgcn.symmetrised_adjacency`).
+  channels; PyG's ChebConv (inside PGT) assumes lambda_max = 2, ours uses the exact one. Both get the same
+  symmetrised graph (ours symmetrises internally; PGT is given
+  :func:`~gdl_graphs.models.temporal.stgcn.symmetrised_adjacency`).
 
 PGT is imported without its package ``__init__``: ``import torch_geometric_temporal`` imports every module, one of
 which (``nn/recurrent/evolvegcno.py``) needs ``torch_sparse``, not installable here. The two files compared

@@ -47,9 +47,9 @@ def window(batch: int = B, steps: int = T_IN, num_nodes: int = N, seed: int = 1,
     return torch.randn(batch, steps, num_nodes, F, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
-def build(key: str, edge_index, edge_weight, out_horizon: int = T_OUT):
+def build(key: str, edge_index, edge_weight, out_horizon: int = T_OUT, num_nodes: int = N):
     name = "stgcn" if key.startswith("stgcn") else key
-    return build_temporal_model(name, N, F, out_horizon, edge_index, edge_weight, **SMALL[key])
+    return build_temporal_model(name, num_nodes, F, out_horizon, edge_index, edge_weight, **SMALL[key])
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -196,11 +196,8 @@ def test_only_the_declared_node_state_depends_on_the_number_of_nodes(key):
     """Parameters and buffers tied to node identities would break equivariance once trained (at initialisation a
     per-node affine norm is still the identity, so the equivariance tests alone would not see it): every state
     entry but the declared node-indexed ones has the same shape on graphs of different sizes."""
-    name = "stgcn" if key.startswith("stgcn") else key
-
     def shapes(num_nodes):
-        edge_index, edge_weight = graph(num_nodes, 3 * num_nodes)
-        model = build_temporal_model(name, num_nodes, F, T_OUT, edge_index, edge_weight, **SMALL[key])
+        model = build(key, *graph(num_nodes, 3 * num_nodes), num_nodes=num_nodes)
         return {k: v.shape for k, v in model.state_dict().items() if k not in NODE_STATE.get(key, ())}
 
     assert shapes(N) == shapes(N + 5)

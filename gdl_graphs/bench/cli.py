@@ -57,9 +57,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.shard and selecting:
         raise ConfigError("--shard: a model selection (protocol errica2020) needs all its runs in one database; "
                           "split it with --only DATASET/MODEL instead")
-    runs = shard([run for e in experiments for run in e.runs], args.shard)
+    runs = [run for e in experiments for run in e.runs]
     folds = None if args.folds in (None, ["all"]) else set(args.folds)
-    if args.suite and (args.seeds or folds):  # with a suite, they pick among its runs
+    if args.suite and (args.seeds or folds):  # with a suite, they pick among its runs (before --shard splits them)
         if selecting:
             raise ConfigError("--seeds/--folds: a model selection (protocol errica2020) trains every run of its "
                               "grid; split it with --only DATASET/MODEL instead")
@@ -67,6 +67,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not runs:
             raise ConfigError(f"--seeds/--folds: no run of the suite has seed in {args.seeds or 'any'} and fold in "
                               f"{sorted(folds) if folds else 'any'}")
+    runs = shard(runs, args.shard)
     if args.lease is not None and not args.lease > 0:
         raise ConfigError(f"--lease: must be positive, got {args.lease}")
     db = args.db or header["db"] or DEFAULT_DB
