@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
+from torch_geometric.nn.aggr import Set2Set
 
 from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.models import (GraphNet, build_model, count_parameters, list_models, parse_budget,
                                width_for_budget)
+from gdl_graphs.nn.readout import Set2SetReadout
 from gdl_graphs.testing import assert_permutation_equivariant, assert_permutation_invariant
 
 
@@ -81,6 +83,43 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="budget"):
         parse_budget("lots")
     assert parse_budget("0.5M") == 500_000 and parse_budget("100k") == 100_000
+
+
+def test_set2set_readout_is_pygs_and_invariant():
+    torch.manual_seed(0)
+    data = molecule_batch()
+    x = torch.randn(data.num_nodes, 6)
+    readout = Set2SetReadout(6, steps=4)
+    reference = Set2Set(6, processing_steps=4)
+    reference.load_state_dict(readout.set2set.state_dict())
+    torch.testing.assert_close(readout(x, data.batch, data.num_graphs), reference(x, data.batch))
+    assert readout.out_channels == 12 and repr(readout) == "Set2SetReadout(6, steps=4)"
+    data.x = x
+    assert_permutation_invariant(readout, data, call=lambda m, d: m(d.x, d.batch, d.num_graphs))
+    with pytest.raises(ValueError, match="steps"):
+        Set2SetReadout(6, steps=0)
+
+
+def test_shared_weights_and_set2set_options_are_checked():
+    model = _net("gin", share_weights=True, readout="set2set")
+    assert all(layer is model.layers[0] for layer in model.layers)
+    assert model(molecule_batch()).shape == (3, 1)
+    with pytest.raises(ValueError, match="share_weights"):
+        GraphNet("gin", 2, 1, encoder=False, share_weights=True, residual=False)
+    with pytest.raises(ValueError, match="set2set"):
+        GraphNet("gin", 2, 1, readout="set2set", readout_over="all_layers", head="linear")
+
+
+def test_xavier_embedding_init_survives_reset_parameters():
+    model = _net("gine", embedding_init="xavier")
+    model.reset_parameters()
+    for encoder in (model.node_encoder, model.edge_encoder):
+        for table in encoder.tables:
+            bound = (6 / sum(table.weight.shape)) ** 0.5
+            assert table.weight.abs().max() <= bound and table.weight.std() > bound / 4
+    assert _net("gine").node_encoder.tables[0].weight.std() > 0.5  # nn.Embedding's N(0, 1)
+    with pytest.raises(ValueError, match="embedding init"):
+        _net("gine", embedding_init="uniform")
 
 
 def test_budget_search_is_the_largest_fitting_width():

@@ -24,7 +24,7 @@ from gdl_graphs.bench.store import ResultStore
 from gdl_graphs.bench.training import parameter_groups, train_run
 from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.data.splits import stratified_folds
-from gdl_graphs.models import build_model, count_parameters
+from gdl_graphs.models import GraphNet, build_model, count_parameters
 from gdl_graphs.models.registry import find_recipe, list_models
 
 RECIPES = {recipe.name: recipe for entry in list_models() for recipe in entry.recipes}
@@ -94,14 +94,40 @@ def test_gin0_recipe_reads_out_every_layer_and_fixes_eps():
     torch.testing.assert_close(model(batch), expected)
 
 
+def molecule_benchmark() -> Benchmark:
+    """Three molecule-like graphs with integer-coded atom (2 columns) and bond (1 column) features."""
+    graphs = [Data(x=torch.randint(0, 3, (n, 2)), edge_index=torch.randint(0, n, (2, 2 * n)),
+                   edge_attr=torch.randint(0, 2, (2 * n, 1)), y=torch.rand(1, 2).round()) for n in (4, 6, 5)]
+    return Benchmark("mol", "graph_multilabel", "rocauc", graphs, graphs, graphs, 2, 2, 1, (3, 3), (2,))
+
+
+def test_moleculenet_mpnn_recipe_ties_its_steps_and_reads_out_with_set2set():
+    torch.manual_seed(0)
+    bench = molecule_benchmark()
+    model = build_model("mpnn@wu2018", bench, hidden_channels=8).eval()
+    layer = model.layers[0]
+    assert len(model.layers) == 2 and model.layers[1] is layer  # T = 2 steps of one message function and GRU
+    assert isinstance(layer.act, torch.nn.Identity) and layer.conv.aggr == "add"
+    _, recipe = find_recipe("mpnn@wu2018")
+    untied = GraphNet("mpnn", 2, 2, 8, edge_dim=1, node_vocab=(3, 3), edge_vocab=(2,),
+                      **{**recipe.model_options, "share_weights": False})
+    assert count_parameters(untied) - count_parameters(model) == count_parameters(layer)
+    batch = Batch.from_data_list(bench.train)
+    h, e = model.node_encoder(batch.x, batch.num_nodes), model.edge_encoder(batch.edge_attr, batch.num_edges)
+    for _ in range(2):
+        h = layer(h, batch.edge_index, e)
+    set2set = pyg_nn.aggr.Set2Set(8, processing_steps=5)
+    set2set.load_state_dict(model.readout.set2set.state_dict())
+    torch.testing.assert_close(model(batch), model.head(set2set(h, batch.batch)))
+    assert model.head[0].in_features == 16  # Set2Set doubles the width
+
+
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_every_recipe_builds_and_runs_where_it_can(name):
     entry, recipe = find_recipe(name)
     assert recipe.source and recipe.dataset and recipe.differences and "@" in name
-    if entry.name in ("gine", "gatedgcn", "gps"):  # edge-feature models: integer-coded molecule-like input
-        graphs = [Data(x=torch.randint(0, 3, (n, 2)), edge_index=torch.randint(0, n, (2, 2 * n)),
-                       edge_attr=torch.randint(0, 2, (2 * n, 1)), y=torch.rand(1, 2).round()) for n in (4, 6, 5)]
-        bench = Benchmark("mol", "graph_multilabel", "rocauc", graphs, graphs, graphs, 2, 2, 1, (3, 3), (2,))
+    if entry.uses_edge_features:  # integer-coded molecule-like input
+        bench = molecule_benchmark()
     else:
         bench = graph_benchmark() if name != "gcn@kipf2017" and "velickovic" not in name else node_benchmark()
     model = build_model(name, bench, hidden_channels=16 if entry.name != "gat" else 64)

@@ -91,6 +91,7 @@ LAYER_CHECKS: dict[str, tuple[Callable[[object], nn.Module], Callable | None]] =
     "LapPEEncoder": (lambda nn_: nn_.LapPEEncoder(4, _C), lambda m, d: m(d.x[:, :4], d.batch)),
     "EGNNLayer": (lambda nn_: nn_.EGNNLayer(_C, _C), lambda m, d: m(d.x, d.pos, d.edge_index, d.batch)),
     "Readout": (lambda nn_: nn_.Readout("sum"), lambda m, d: m(d.x, d.batch, d.num_graphs)),
+    "Set2SetReadout": (lambda nn_: nn_.Set2SetReadout(_C, steps=3), lambda m, d: m(d.x, d.batch, d.num_graphs)),
     # coarsening: checked equivariant up to a permutation of the pooled nodes (their declared symmetry)
     "TopKPooling": (lambda nn_: nn_.TopKPooling(_C, ratio=0.5), _pool_sparse),
     "SAGPooling": (lambda nn_: nn_.SAGPooling(_C, ratio=0.5), _pool_sparse),

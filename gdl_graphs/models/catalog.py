@@ -42,8 +42,10 @@ def _pna(i: int, o: int, deg, **options) -> nn.Module:
                                  **options})
 
 
-def _mpnn(i: int, o: int, **options) -> nn.Module:
-    edge_network = nn.Sequential(nn.Linear(i, 32), nn.ReLU(), nn.Linear(32, i * o))
+def _mpnn(i: int, o: int, edge_hidden: int | None = 32, **options) -> nn.Module:
+    # the edge network reads the embedded edge features (width i); edge_hidden=None: one linear map, as DeepChem's
+    edge_network = (nn.Linear(i, i * o) if edge_hidden is None else
+                    nn.Sequential(nn.Linear(i, edge_hidden), nn.ReLU(), nn.Linear(edge_hidden, i * o)))
     return conv.MPNNConv(i, o, edge_dim=i, nn=edge_network, **{"aggr": "mean", **options})
 
 

@@ -6,10 +6,11 @@ r"""The blueprint model for graph and node tasks: encoder -> L x block -> invari
         (\operatorname{Layer}(\mathbf{h}^{(\ell)}, \mathbf{e}, A))\big)\big), \qquad
     \hat{y} = \operatorname{MLP}\Big(\bigoplus_{i} \mathbf{h}^{(L)}_i\Big)
 
-Node tasks drop the readout (the head is applied per node); graph tasks pool with sum / mean / max. Options
-turn the blueprint into a paper's own model (no encoder, no head, no residual, input dropout, a readout over every
-layer): the registry's recipes (:class:`~gdl_graphs.models.registry.Recipe`, :mod:`gdl_graphs.models.recipes`)
-write papers' models as such settings. The layers come from :mod:`gdl_graphs.nn` through the
+Node tasks drop the readout (the head is applied per node); graph tasks pool with sum / mean / max or Set2Set.
+Options turn the blueprint into a paper's own model (no encoder, no head, no residual, input dropout, a readout over
+every layer, one layer's weights at every step): the registry's recipes
+(:class:`~gdl_graphs.models.registry.Recipe`, :mod:`gdl_graphs.models.recipes`) write papers' models as such
+settings. The layers come from :mod:`gdl_graphs.nn` through the
 :class:`~gdl_graphs.models.registry.LayerSpec` of a registered model,
 which declares how each layer is built and called. Layers that bring their own residual and norm
 (``transformer``, ``gps``) are used as whole blocks. A virtual node (Gilmer et al. 2017; OGB's
@@ -26,19 +27,33 @@ from torch_geometric.utils import degree
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT, PERMUTATION_INVARIANT
 from gdl_graphs.models.registry import MODELS, LayerSpec
-from gdl_graphs.nn.readout import Readout
+from gdl_graphs.nn.readout import Readout, Set2SetReadout
 from gdl_graphs.nn.validation import check_positive_ints
+
+
+class XavierEmbedding(nn.Embedding):
+    """An embedding table initialised Xavier-uniform, as OGB's ``AtomEncoder`` / ``BondEncoder`` (entries of
+    order ``1 / sqrt(size + channels)`` instead of :class:`torch.nn.Embedding`'s standard normal)."""
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.weight)
+
+
+EMBEDDING_INITS = {"normal": nn.Embedding, "xavier": XavierEmbedding}
 
 
 class FeatureEncoder(nn.Module):
     """Embeds node or edge features to ``channels``: a sum of per-column embeddings for integer-coded features
-    (like OGB's ``AtomEncoder``), a linear map for dense ones, one learned vector when there are none."""
+    (like OGB's ``AtomEncoder``; ``init="xavier"`` initialises them as it does), a linear map for dense ones, one
+    learned vector when there are none."""
 
-    def __init__(self, in_channels: int, channels: int, vocab: tuple[int, ...] | None = None):
+    def __init__(self, in_channels: int, channels: int, vocab: tuple[int, ...] | None = None, init: str = "normal"):
         super().__init__()
+        if init not in EMBEDDING_INITS:
+            raise ValueError(f"embedding init must be one of {sorted(EMBEDDING_INITS)}, got {init!r}")
         self.in_channels, self.vocab = in_channels, vocab
         if vocab:
-            self.tables = nn.ModuleList(nn.Embedding(size, channels) for size in vocab)
+            self.tables = nn.ModuleList(EMBEDDING_INITS[init](size, channels) for size in vocab)
         elif in_channels > 0:
             self.linear = nn.Linear(in_channels, channels)
         else:
@@ -63,9 +78,9 @@ ENCODERS = (True, False, "mlp")
 class MLPEncoder(nn.Module):
     """Errica et al.'s GIN input layer: the feature encoder followed by Norm-ReLU-Linear-Norm-ReLU."""
 
-    def __init__(self, in_channels: int, channels: int, vocab: tuple[int, ...] | None = None):
+    def __init__(self, in_channels: int, channels: int, vocab: tuple[int, ...] | None = None, init: str = "normal"):
         super().__init__()
-        self.features = FeatureEncoder(in_channels, channels, vocab)
+        self.features = FeatureEncoder(in_channels, channels, vocab, init)
         self.rest = nn.Sequential(nn.BatchNorm1d(channels), nn.ReLU(), nn.Linear(channels, channels),
                                   nn.BatchNorm1d(channels), nn.ReLU())
 
@@ -93,7 +108,13 @@ class GraphNet(nn.Module):
         level: ``"graph"`` (pool, then head) or ``"node"`` (head per node).
         edge_dim: edge feature columns (0: none; edge-aware layers then get one learned edge vector).
         node_vocab, edge_vocab: category counts of integer-coded features (embedding tables instead of linear).
-        readout: ``"sum"``, ``"mean"`` or ``"max"``.
+        readout: ``"sum"``, ``"mean"``, ``"max"`` or ``"set2set"`` (:class:`~gdl_graphs.nn.readout.Set2SetReadout`,
+            ``readout_steps`` rounds; the head then reads ``2 * hidden_channels``).
+        readout_steps: processing steps of the ``"set2set"`` readout.
+        embedding_init: ``"normal"`` (:class:`torch.nn.Embedding`'s) or ``"xavier"`` (OGB's encoders) for the
+            embedding tables of integer-coded node and edge features.
+        share_weights: one message-passing layer applied ``num_layers`` times (Gilmer et al.'s MPNN ties its
+            message and update functions over the :math:`T` steps); the norms stay per step.
         heads: attention heads (``gat``, ``transformer``, ``gps``).
         dropout: dropout after each block (and in the head unless ``head_dropout`` is set).
         norm: ``"batch_norm"``, ``"layer_norm"`` or ``None`` after each layer (and in the virtual-node MLP).
@@ -128,7 +149,8 @@ class GraphNet(nn.Module):
                  head: str | None = "mlp", head_dropout: float | None = None, residual: bool = True,
                  input_dropout: float = 0.0, activation: str | None = "relu", final_activation: bool = True,
                  readout_over: str = "last", layer_options: dict | None = None,
-                 output_layer_options: dict | None = None):
+                 output_layer_options: dict | None = None, readout_steps: int = 3, share_weights: bool = False,
+                 embedding_init: str = "normal"):
         super().__init__()
         spec = NO_LAYER if layer is None else layer if isinstance(layer, LayerSpec) else _layer_spec(layer)
         if not spec.passes_messages and num_layers != 0:
@@ -150,6 +172,11 @@ class GraphNet(nn.Module):
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         if readout_over not in ("last", "all_layers"):
             raise ValueError(f"readout_over must be 'last' or 'all_layers', got {readout_over!r}")
+        if readout == "set2set" and readout_over != "last":
+            raise ValueError("readout='set2set' pools the last layer only: it needs readout_over='last'")
+        if share_weights and (not encoder or head is None or num_layers == 0):
+            raise ValueError("share_weights=True applies one layer at the hidden width every step: it needs an "
+                             "encoder, a head and num_layers >= 1")
         if readout_over == "all_layers" and (head != "linear" or level != "graph"):
             raise ValueError("readout_over='all_layers' is a graph-level readout with one linear map per layer: "
                              "it needs head='linear' and level='graph'")
@@ -169,8 +196,9 @@ class GraphNet(nn.Module):
         self.act, self.readout_over, self.has_head = ACTIVATIONS[activation], readout_over, head is not None
         self.symmetry = PERMUTATION_INVARIANT if level == "graph" else PERMUTATION_EQUIVARIANT
         self.node_encoder = (MLPEncoder if encoder == "mlp" else FeatureEncoder)(
-            in_channels, hidden_channels, node_vocab) if encoder else None
-        self.edge_encoder = FeatureEncoder(edge_dim, hidden_channels, edge_vocab) if spec.takes_edge_attr else None
+            in_channels, hidden_channels, node_vocab, embedding_init) if encoder else None
+        self.edge_encoder = (FeatureEncoder(edge_dim, hidden_channels, edge_vocab, embedding_init)
+                             if spec.takes_edge_attr else None)
         widths = [hidden_channels if encoder else in_channels] + [hidden_channels] * num_layers
         layer_options = layer_options or {}
         last_options = {**layer_options, **(output_layer_options or {})}
@@ -178,8 +206,13 @@ class GraphNet(nn.Module):
             widths[-1] = out_channels
         per_layer = [dict(last_options if head is None and i == num_layers - 1 else layer_options)
                      for i in range(num_layers)]
-        self.layers = nn.ModuleList(spec.make(widths[i], widths[i + 1], options.pop("heads", heads), deg, **options)
-                                    for i, options in enumerate(per_layer))
+        if share_weights:  # the same module at every step (parameters() lists it once)
+            options = dict(layer_options)
+            shared = spec.make(hidden_channels, hidden_channels, options.pop("heads", heads), deg, **options)
+            self.layers = nn.ModuleList([shared] * num_layers)
+        else:
+            self.layers = nn.ModuleList(spec.make(widths[i], widths[i + 1], options.pop("heads", heads), deg,
+                                                  **options) for i, options in enumerate(per_layer))
         make_norm = {"batch_norm": nn.BatchNorm1d, "layer_norm": nn.LayerNorm}.get(norm)
         self.norms = nn.ModuleList(make_norm(widths[i + 1]) if make_norm and not spec.whole_block
                                    and not (head is None and i == num_layers - 1) else nn.Identity()
@@ -193,11 +226,13 @@ class GraphNet(nn.Module):
                 nn.Linear(2 * hidden_channels, hidden_channels),
                 make_norm(hidden_channels) if make_norm else nn.Identity(), nn.ReLU())
                 for _ in range(num_layers - 1))
-        self.readout = Readout(readout) if level == "graph" else None
+        self.readout = None if level != "graph" else (
+            Set2SetReadout(widths[-1], readout_steps) if readout == "set2set" else Readout(readout))
         if readout_over == "all_layers":
             self.head, self.layer_heads = None, nn.ModuleList(nn.Linear(width, out_channels) for width in widths)
         else:
-            self.head = _head(head, widths[-1], hidden_channels, out_channels, self.head_dropout)
+            pooled = self.readout.out_channels if isinstance(self.readout, Set2SetReadout) else widths[-1]
+            self.head = _head(head, pooled, hidden_channels, out_channels, self.head_dropout)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

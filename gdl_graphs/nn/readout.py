@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
+from torch_geometric.nn.aggr import Set2Set
 
 from gdl_graphs.groups import PERMUTATION_INVARIANT
 
@@ -39,3 +40,48 @@ class Readout(nn.Module):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.reduce!r})"
+
+
+class Set2SetReadout(nn.Module):
+    r"""Set2Set readout (Vinyals et al. 2016; the readout of Gilmer et al. 2017's MPNN): ``steps`` rounds of an LSTM
+    query :math:`\mathbf{q}_t` attending over the nodes of each graph,
+
+    .. math::
+        \mathbf{q}_t = \mathrm{LSTM}(\mathbf{q}^{*}_{t-1}), \quad
+        \alpha_{i,t} = \operatorname{softmax}_{i \in G}(\mathbf{x}_i^{\top}\mathbf{q}_t), \quad
+        \mathbf{r}_t = \sum_{i \in G} \alpha_{i,t}\mathbf{x}_i, \quad
+        \mathbf{q}^{*}_t = \mathbf{q}_t \,\Vert\, \mathbf{r}_t,
+
+    and the readout is :math:`\mathbf{q}^{*}_{T}`, twice as wide as the node features. It is PyG's
+    :class:`~torch_geometric.nn.aggr.Set2Set` called as a :class:`Readout`.
+
+    Args:
+        in_channels: node feature size :math:`C`.
+        steps: processing steps :math:`T`.
+
+    Shapes: ``x`` ``[N, C]``, ``batch`` ``[N]`` -> ``[B, 2C]``.
+    """
+
+    symmetry = PERMUTATION_INVARIANT
+
+    def __init__(self, in_channels: int, steps: int = 3):
+        super().__init__()
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        self.in_channels, self.steps = in_channels, steps
+        self.set2set = Set2Set(in_channels, processing_steps=steps)
+
+    @property
+    def out_channels(self) -> int:
+        return 2 * self.in_channels
+
+    def reset_parameters(self) -> None:
+        self.set2set.reset_parameters()
+
+    def forward(self, x: Tensor, batch: Tensor | None = None, num_graphs: int | None = None) -> Tensor:
+        if batch is None:
+            batch = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
+        return self.set2set(x, batch, dim_size=num_graphs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.in_channels}, steps={self.steps})"
