@@ -206,13 +206,10 @@ class GraphNet(nn.Module):
             widths[-1] = out_channels
         per_layer = [dict(last_options if head is None and i == num_layers - 1 else layer_options)
                      for i in range(num_layers)]
-        if share_weights:  # the same module at every step (parameters() lists it once)
-            options = dict(layer_options)
-            shared = spec.make(hidden_channels, hidden_channels, options.pop("heads", heads), deg, **options)
-            self.layers = nn.ModuleList([shared] * num_layers)
-        else:
-            self.layers = nn.ModuleList(spec.make(widths[i], widths[i + 1], options.pop("heads", heads), deg,
-                                                  **options) for i, options in enumerate(per_layer))
+        made = [spec.make(widths[i], widths[i + 1], options.pop("heads", heads), deg, **options)
+                for i, options in enumerate(per_layer[:1] if share_weights else per_layer)]
+        # share_weights: the first layer's module at every step (parameters() lists it once)
+        self.layers = nn.ModuleList(made * num_layers if share_weights else made)
         make_norm = {"batch_norm": nn.BatchNorm1d, "layer_norm": nn.LayerNorm}.get(norm)
         self.norms = nn.ModuleList(make_norm(widths[i + 1]) if make_norm and not spec.whole_block
                                    and not (head is None and i == num_layers - 1) else nn.Identity()

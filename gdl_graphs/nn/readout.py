@@ -13,8 +13,14 @@ from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_poo
 from torch_geometric.nn.aggr import Set2Set
 
 from gdl_graphs.groups import PERMUTATION_INVARIANT
+from gdl_graphs.nn.validation import check_positive_ints
 
 POOLINGS = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}
+
+
+def _graph_index(x: Tensor, batch: Tensor | None) -> Tensor:
+    """``batch``, or every node in graph 0 when it is ``None`` (one graph)."""
+    return torch.zeros(x.size(0), dtype=torch.long, device=x.device) if batch is None else batch
 
 
 class Readout(nn.Module):
@@ -34,9 +40,7 @@ class Readout(nn.Module):
         self.reduce = reduce
 
     def forward(self, x: Tensor, batch: Tensor | None = None, num_graphs: int | None = None) -> Tensor:
-        if batch is None:
-            batch = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
-        return POOLINGS[self.reduce](x, batch, num_graphs)
+        return POOLINGS[self.reduce](x, _graph_index(x, batch), num_graphs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.reduce!r})"
@@ -66,8 +70,7 @@ class Set2SetReadout(nn.Module):
 
     def __init__(self, in_channels: int, steps: int = 3):
         super().__init__()
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        check_positive_ints(steps=steps)
         self.in_channels, self.steps = in_channels, steps
         self.set2set = Set2Set(in_channels, processing_steps=steps)
 
@@ -79,9 +82,7 @@ class Set2SetReadout(nn.Module):
         self.set2set.reset_parameters()
 
     def forward(self, x: Tensor, batch: Tensor | None = None, num_graphs: int | None = None) -> Tensor:
-        if batch is None:
-            batch = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
-        return self.set2set(x, batch, dim_size=num_graphs)
+        return self.set2set(x, _graph_index(x, batch), dim_size=num_graphs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, steps={self.steps})"
