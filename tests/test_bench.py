@@ -20,6 +20,7 @@ from torch import nn
 
 from gdl_graphs.bench.cli import main
 from gdl_graphs.bench.config import ConfigError, RunConfig, shard
+from gdl_graphs.bench.report import table_rows
 from gdl_graphs.bench.suite import parse_suite
 from gdl_graphs.bench.store import ResultStore
 from gdl_graphs.bench.tasks import GraphMultilabel, average_precision, make_task, roc_auc
@@ -340,3 +341,12 @@ def test_seeds_pick_among_a_suites_runs(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["run", str(suite), "--seeds", "5", "--db", str(db)])
     assert exc.value.code == 2 and "--seeds/--folds: no run of the suite" in capsys.readouterr().err
+
+
+def test_one_run_is_printed_without_a_spread():
+    """A single run has no spread: the table prints its number alone, not "± 0.0000"."""
+    summary = [{"dataset": "D", "model": "m", "metric": "rmse", "test_mean": 0.5, "test_std": 0.0, "val_mean": 0.4,
+                "val_std": 0.0, "params": 10, "sec_per_epoch": 1.0, "runs": 1}]
+    assert table_rows(summary)[0][3:5] == ("0.5000", "0.4000")
+    summary[0].update(runs=2, test_std=0.1)
+    assert table_rows(summary)[0][3:5] == ("0.5000 ± 0.1000", "0.4000 ± 0.0000")

@@ -362,7 +362,8 @@ def test_compiled_attention_weights_are_pygs(name):
 ALL_LAYERS = {**{name: LAYERS[name] for name in ("GCNConv", "GINConv", "GINEConv", "SAGEConv", "GATConv-edge",
                                                   "GATv2Conv-edge", "NNConv", "PNAConv")},
               "MPNNConv": (lambda m, **kw: m.MPNNConv(IN, IN, edge_dim=EDGE), "attr"),
-              "GatedGCNConv": (lambda m, **kw: m.GatedGCNConv(IN, OUT, edge_dim=EDGE, residual=False), "attr")}
+              "GatedGCNConv": (lambda m, **kw: m.GatedGCNConv(IN, OUT, edge_dim=EDGE, residual=False), "attr"),
+              "EdgeGCNConv": (lambda m, **kw: m.EdgeGCNConv(IN, OUT, edge_dim=EDGE), "attr")}
 
 
 def _bad_call(name, mutate):

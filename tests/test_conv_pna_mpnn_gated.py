@@ -1,5 +1,6 @@
-"""PNAConv, MPNNConv (edge network + GRU) and GatedGCNConv: agreement with PyG (or, for GatedGCN with edge
-features, with the benchmarking-gnns equations), symmetry, sparse input, validation, compile and determinism."""
+"""PNAConv, MPNNConv (edge network + GRU), GatedGCNConv and EdgeGCNConv: agreement with PyG (or, for GatedGCN with
+edge features, with the benchmarking-gnns equations; for EdgeGCNConv, with OGB's layer), symmetry, sparse input,
+validation, compile and determinism."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from torch import nn
 from torch.testing import assert_close
 from torch_geometric import nn as pyg_nn
 from torch_geometric.data import Data
-from torch_geometric.utils import coalesce, scatter
+from torch_geometric.utils import coalesce, degree, scatter, to_undirected
 
 from gdl_graphs.groups import PERMUTATION_EQUIVARIANT
 from gdl_graphs.nn import aggregate
+from gdl_graphs.nn.conv.edge_gcn import EdgeGCNConv
 from gdl_graphs.nn.conv.gated_gcn import GatedGCNConv
 from gdl_graphs.nn.conv.mpnn import EdgeNetworkConv, MPNNConv
 from gdl_graphs.nn.conv import mpnn, pna
@@ -383,7 +385,57 @@ def test_gated_gcn_dropout_only_in_training():
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Shared behaviour of the three layers
+# EdgeGCNConv
+# ----------------------------------------------------------------------------------------------------------------
+class _OGBGCNConv(pyg_nn.MessagePassing):
+    """OGB's molecular ``GCNConv`` (examples/graphproppred/mol/conv.py) with its per-layer BondEncoder replaced by
+    a linear map of given edge features: degrees from ``degree(row) + 1``, messages ``norm * relu(x_j + e)``, plus
+    ``relu(x + root) / deg``."""
+
+    def __init__(self, in_channels: int, out_channels: int, edge_dim: int):
+        super().__init__(aggr="add")
+        self.lin, self.lin_edge = nn.Linear(in_channels, out_channels), nn.Linear(edge_dim, out_channels)
+        self.root = nn.Parameter(torch.randn(out_channels))
+
+    def forward(self, x, edge_index, edge_attr):
+        x = self.lin(x)
+        row, col = edge_index
+        deg = degree(row, x.size(0), dtype=x.dtype) + 1
+        norm = deg.pow(-0.5)[row] * deg.pow(-0.5)[col]
+        out = self.propagate(edge_index, x=x, edge_attr=self.lin_edge(edge_attr), norm=norm)
+        return out + F.relu(x + self.root) / deg.view(-1, 1)
+
+    def message(self, x_j, edge_attr, norm):
+        return norm.view(-1, 1) * F.relu(x_j + edge_attr)
+
+
+@pytest.mark.parametrize("graph", sorted(GRAPHS))
+def test_edge_gcn_is_ogbs_gcn_on_undirected_graphs(graph):
+    data = GRAPHS[graph].clone()
+    data.edge_index, data.edge_attr = to_undirected(data.edge_index, data.edge_attr, data.num_nodes, reduce="mean")
+    ours = EdgeGCNConv(CHANNELS, 6, edge_dim=EDGE_DIM)
+    reference = _OGBGCNConv(CHANNELS, 6, EDGE_DIM)
+    reference.load_state_dict(ours.state_dict())
+    _assert_agree(ours, reference, data, use_edge_attr=True)
+
+
+def test_edge_gcn_counts_degrees_at_the_target():
+    """On a directed graph a node's normaliser is 1 + its in-degree: a node that only sends keeps its root term
+    whole, a node receiving from two senders gets a third of it."""
+    conv = EdgeGCNConv(2, 2)
+    with torch.no_grad():
+        conv.lin.weight.copy_(torch.eye(2))
+        conv.lin.bias.zero_()
+        conv.root.zero_()
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 3.0]])
+    out = conv(x, torch.tensor([[0, 1], [2, 2]]))  # 0 -> 2, 1 -> 2
+    expected = torch.tensor([[1.0, 0.0], [0.0, 1.0],
+                             [1 / 3 ** 0.5 + 1.0, 1 / 3 ** 0.5 + 1.0]])  # 2: (x_0 + x_1) / sqrt(1 * 3) + x_2 / 3
+    assert_close(out, expected)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Shared behaviour of the layers
 # ----------------------------------------------------------------------------------------------------------------
 def _pna():
     return PNAConv(CHANNELS, CHANNELS, list(AGGREGATORS), list(SCALERS), DEG, edge_dim=EDGE_DIM, towers=2)
@@ -406,7 +458,9 @@ def _gated_no_edges():
 
 
 LAYERS = {"pna": (_pna, True), "pna_no_edges": (_pna_no_edges, False), "mpnn": (_mpnn, True),
-          "gated_gcn": (_gated, True), "gated_gcn_no_edges": (_gated_no_edges, False)}
+          "gated_gcn": (_gated, True), "gated_gcn_no_edges": (_gated_no_edges, False),
+          "edge_gcn": (lambda: EdgeGCNConv(CHANNELS, CHANNELS, edge_dim=EDGE_DIM), True),
+          "edge_gcn_no_edges": (lambda: EdgeGCNConv(CHANNELS, CHANNELS), False)}
 
 
 def _inputs(uses_edges: bool, data: Data | None = None):
@@ -499,6 +553,10 @@ def test_invalid_constructor_arguments_raise_value_errors():
         GatedGCNConv(CHANNELS, CHANNELS, edge_dim=EDGE_DIM, return_edge_features=True)
     with pytest.raises(ValueError, match="dropout"):
         GatedGCNConv(CHANNELS, CHANNELS, residual=False, dropout=1.0)
+    with pytest.raises(ValueError, match="edge_dim"):
+        EdgeGCNConv(CHANNELS, CHANNELS, edge_dim=0)
+    with pytest.raises(ValueError, match="out_channels"):
+        EdgeGCNConv(CHANNELS, -1)
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))

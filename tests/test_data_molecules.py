@@ -14,6 +14,7 @@ import torch
 from gdl_graphs.data import ChecksumError, load_benchmark
 from gdl_graphs.data.molecules import MolHIVFromCSV, from_smiles, mol_to_graph, smiles_to_data
 from gdl_graphs.data.splits import murcko_scaffold, scaffold_split
+from gdl_graphs.data.weave import PAIR_FEATURES, weave_pairs
 from tests.fixtures.formats import write_csv, write_ogb_molhiv, write_zinc
 from tests.fixtures.staged import require_staged
 
@@ -136,6 +137,47 @@ def test_moleculenet_fixture_counts_invalid_smiles_and_nan_targets(tmp_path):
     assert sum(bench.split_sizes()) == 8
     assert not any(torch.isnan(g.y).any() for part in (bench.train, bench.val, bench.test) for g in part)
     assert bench.task == "graph_regression" and bench.metric == "rmse" and bench.num_features == 9
+
+
+def test_weave_pairs_by_hand():
+    """Phenol, c1ccccc1O: 7 atoms (ring atoms 0-5, O 6 bonded to atom 5), every ordered pair an edge."""
+    data = weave_pairs(smiles_to_data("c1ccccc1O"))
+    assert data.edge_index.shape == (2, 49) and data.edge_attr.shape == (49, PAIR_FEATURES)
+    assert data.x.shape == (7, 9) and data.smiles == "c1ccccc1O"
+    pair = {(int(j), int(i)): row for (j, i), row in zip(data.edge_index.t(), data.edge_attr)}  # (source, target)
+    expected = {
+        (0, 1): [0, 0, 0, 1, 1, 1, 1] + [1, 0, 0, 0, 0, 0, 0],  # aromatic, conjugated, in ring; same ring; 1 bond
+        (0, 3): [0, 0, 0, 0, 0, 0, 1] + [0, 0, 1, 0, 0, 0, 0],  # across the ring: 3 bonds, not bonded
+        (5, 6): [1, 0, 0, 0, 1, 0, 0] + [1, 0, 0, 0, 0, 0, 0],  # the C-O bond: single, conjugated, not in a ring
+        (6, 2): [0, 0, 0, 0, 0, 0, 0] + [0, 0, 0, 1, 0, 0, 0],  # O to the para carbon: 4 bonds, no ring shared
+        (4, 4): [0] * PAIR_FEATURES,                               # an atom with itself
+    }
+    for (j, i), row in expected.items():
+        assert pair[(j, i)].tolist() == row and pair[(i, j)].tolist() == row, (j, i)
+    assert weave_pairs(smiles_to_data("C.C")).edge_attr.sum() == 0  # two fragments: no bond, ring or distance
+
+
+def test_weave_pairs_needs_the_molecules_smiles():
+    data = smiles_to_data("CCO")
+    with pytest.raises(ValueError, match="3 atoms; got 2 atoms in its SMILES"):
+        weave_pairs(data.clone().update({"smiles": "CC"}))
+    del data.smiles
+    with pytest.raises(ValueError, match="got no smiles"):
+        weave_pairs(data)
+
+
+def test_moleculenet_weave_pairs_option(tmp_path):
+    write_csv(tmp_path / "MoleculeNet/esol/raw/delaney-processed.csv", ESOL_HEADER, _esol_rows())
+    with pytest.warns(UserWarning):
+        bonds = load_benchmark("ESOL", root=tmp_path, verify=False)
+        weave = load_benchmark("ESOL", root=tmp_path, verify=False, pairs="weave")
+    assert weave.num_edge_features == PAIR_FEATURES and weave.edge_vocab is None and weave.info["pairs"] == "weave"
+    assert weave.split_sizes() == bonds.split_sizes() and bonds.edge_vocab
+    for a, b in zip(bonds.train, weave.train):
+        assert a.smiles == b.smiles and torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+        assert b.num_edges == b.num_nodes ** 2 and int(b.edge_attr[:, 7].sum()) == a.num_edges  # 1 bond = a bond
+    with pytest.raises(ValueError, match="pairs must be one of"):
+        load_benchmark("ESOL", root=tmp_path, verify=False, pairs="complete")
 
 
 def test_moleculenet_checksum_mismatch_names_file_and_expected_hash(tmp_path):

@@ -24,8 +24,10 @@ from gdl_graphs.bench.store import ResultStore
 from gdl_graphs.bench.training import parameter_groups, train_run
 from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.data.splits import stratified_folds
+from gdl_graphs.groups import PERMUTATION_EQUIVARIANT, PERMUTATION_INVARIANT
 from gdl_graphs.models import GraphNet, build_model, count_parameters
 from gdl_graphs.models.registry import find_recipe, list_models
+from gdl_graphs.testing import assert_permutation_equivariant, assert_permutation_invariant
 
 RECIPES = {recipe.name: recipe for entry in list_models() for recipe in entry.recipes}
 from tests.fixtures.formats import ring_graphs, write_tu
@@ -123,7 +125,7 @@ def test_moleculenet_mpnn_recipe_ties_its_steps_and_reads_out_with_set2set():
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
-def test_every_recipe_builds_and_runs_where_it_can(name):
+def test_every_recipe_builds_runs_and_holds_its_symmetry(name):
     entry, recipe = find_recipe(name)
     assert recipe.source and recipe.dataset and recipe.differences and "@" in name
     if entry.uses_edge_features:  # integer-coded molecule-like input
@@ -131,8 +133,12 @@ def test_every_recipe_builds_and_runs_where_it_can(name):
     else:
         bench = graph_benchmark() if name != "gcn@kipf2017" and "velickovic" not in name else node_benchmark()
     model = build_model(name, bench, hidden_channels=16 if entry.name != "gat" else 64)
-    out = model(bench.train if isinstance(bench.train, Data) else Batch.from_data_list(bench.train))
-    assert out.shape[-1] == bench.num_targets
+    data = bench.train if isinstance(bench.train, Data) else Batch.from_data_list(bench.train)
+    assert model(data).shape[-1] == bench.num_targets
+    # the whole model at the recipe's options holds its declared symmetry (tied layers, Set2Set, OGB's GCN, ...)
+    check = {PERMUTATION_INVARIANT: assert_permutation_invariant,
+             PERMUTATION_EQUIVARIANT: assert_permutation_equivariant}[model.symmetry]
+    check(model.eval(), data, call=lambda m, d: m(d), atol=1e-4, rtol=1e-4)
 
 
 def test_ogb_virtual_node_follows_ogb():

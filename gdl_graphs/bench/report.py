@@ -50,17 +50,19 @@ def _horizons(runs: list[dict]) -> dict:
     return {k: float(np.mean([r["metrics"]["test"][k] for r in runs])) for k in keys}
 
 
-def _fmt(mean: float, std: float, metric: str) -> str:
+def _fmt(mean: float, std: float, metric: str, runs: int) -> str:
+    """``mean ± std`` in the metric's units; one run's number alone (it has no spread)."""
     scale = 100.0 if metric in METRICS and METRICS[metric].percent else 1.0
     digits = 2 if scale == 100.0 else 4
     if math.isnan(mean):
         return "nan"
-    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f}" + (f" ± {std * scale:.{digits}f}" if runs > 1 else "")
 
 
 def table_rows(summary: list[dict]) -> list[tuple]:
     return [(s["dataset"], s["model"], s["metric"] + (" (%)" if s["metric"] in ("accuracy", "rocauc") else ""),
-             _fmt(s["test_mean"], s["test_std"], s["metric"]), _fmt(s["val_mean"], s["val_std"], s["metric"]),
+             _fmt(s["test_mean"], s["test_std"], s["metric"], s["runs"]),
+             _fmt(s["val_mean"], s["val_std"], s["metric"], s["runs"]),
              f"{s['params']:,}", f"{s['sec_per_epoch']:.2f}", str(s["runs"])) for s in summary]
 
 
@@ -111,7 +113,7 @@ def protocol_markdown(experiments, rows: dict[str, dict]) -> str:
                          f"0 / {experiment.expected_runs()} |")
             continue
         metric = result["metric"]
-        value = _fmt(result["mean"], result["std"], metric) if result["n"] else "pending"
+        value = _fmt(result["mean"], result["std"], metric, result["n"]) if result["n"] else "pending"
         lines.append(f"| {experiment.dataset} | {experiment.model} | {experiment.protocol} | {metric} | {value}"
                      f"{'' if result['complete'] else ' (partial)'} | {result['n']} | "
                      f"{result['stored']} / {result['expected']} |")

@@ -84,6 +84,7 @@ LAYER_CHECKS: dict[str, tuple[Callable[[object], nn.Module], Callable | None]] =
     "NNConv": (lambda nn_: nn_.NNConv(_C, _C, nn=_edge_network(), aggr="mean", edge_dim=EDGE_DIM),
                _node_and_edges),
     "GatedGCNConv": (lambda nn_: nn_.GatedGCNConv(_C, _C, edge_dim=EDGE_DIM), _node_and_edges),
+    "EdgeGCNConv": (lambda nn_: nn_.EdgeGCNConv(_C, _C, edge_dim=EDGE_DIM), _node_and_edges),
     "GraphTransformerLayer": (lambda nn_: nn_.GraphTransformerLayer(_C, heads=4), _x_and_batch),
     "GraphMultiheadAttention": (lambda nn_: nn_.GraphMultiheadAttention(_C, heads=4), _x_and_batch),
     "GPSLayer": (lambda nn_: nn_.GPSLayer(_C, heads=4, edge_dim=EDGE_DIM, norm="layer_norm"),

@@ -21,6 +21,7 @@ from gdl_graphs.data.benchmark import Benchmark
 from gdl_graphs.data.checksums import build_dataset, known_files, verify_files
 from gdl_graphs.data.smiles import lenient_mol, parse_smiles
 from gdl_graphs.data.splits import murcko_scaffold, random_split, scaffold_split
+from gdl_graphs.data.weave import PAIR_FEATURES, weave_pairs
 
 HIV_CSV = "MoleculeNet/hiv/raw/HIV.csv"
 MOLHIV_OFFICIAL_DIR = "ogbg_molhiv"
@@ -272,6 +273,10 @@ MOLECULENET = {
 }
 
 
+PAIRS = ("bonds", "weave")
+"""The edges :func:`load_moleculenet` can build: the bond graph, or every atom pair with Weave pair features."""
+
+
 def _moleculenet_header_check(path: Path, key: str) -> None:
     """Check the CSV columns PyG's ``MoleculeNet`` reads by position carry the official names."""
     from torch_geometric.datasets import MoleculeNet
@@ -295,18 +300,24 @@ def _count_rows(path: Path) -> int:
         return sum(1 for line in f.read().splitlines()[1:] if line.strip())
 
 
-def load_moleculenet(root: Path, name: str, split: str | None = None, seed: int = 0, verify: bool = True
-                     ) -> Benchmark:
+def load_moleculenet(root: Path, name: str, split: str | None = None, seed: int = 0, verify: bool = True,
+                     pairs: str = "bonds") -> Benchmark:
     """A MoleculeNet dataset through PyG's ``MoleculeNet`` class at ``<root>/MoleculeNet/<name>/raw/``.
 
     Split (``split=None``: MoleculeNet's recommendation): ``"random"`` 80/10/10 with ``seed``, or ``"scaffold"``
     80/10/10 (OGB's rule). Rows RDKit cannot parse are dropped by PyG and counted in a warning; rows with a NaN
     target are kept in the dataset but left out of the splits, also with a warning.
+
+    Edges (``pairs``): ``"bonds"``, PyG's bond graph with its 3 integer-coded bond features; or ``"weave"``, every
+    atom pair with the 14 float pair features of MoleculeNet's Weave and MPNN models
+    (:func:`~gdl_graphs.data.weave.weave_pairs`, computed once per molecule at load time).
     """
     from torch_geometric.datasets import MoleculeNet
     from torch_geometric.utils.smiles import e_map, x_map
 
     key = name.lower()
+    if pairs not in PAIRS:
+        raise ValueError(f"pairs must be one of {PAIRS}, got {pairs!r}")
     if key not in MOLECULENET:
         raise KeyError(f"MoleculeNet dataset {name!r} is not registered; known: {sorted(MOLECULENET)}")
     _, task, metric, default_split = MOLECULENET[key]
@@ -343,12 +354,15 @@ def load_moleculenet(root: Path, name: str, split: str | None = None, seed: int 
                                cache_file=_scaffold_cache(root, csv_rel))
     else:
         raise ValueError(f"{display}: split must be 'random' or 'scaffold', got {split!r}")
-    train, val, test = (keep[p] for p in parts)
+    train, val, test = (dataset[keep[p]] for p in parts)
+    edge_features, edge_vocab = dataset.num_edge_features, tuple(len(v) for v in e_map.values())
+    if pairs == "weave":
+        train, val, test = ([weave_pairs(data) for data in part] for part in (train, val, test))
+        edge_features, edge_vocab, info["pairs"] = PAIR_FEATURES, None, "weave"
     return Benchmark(
-        name=display, task=task, metric=metric, train=dataset[train], val=dataset[val], test=dataset[test],
-        num_features=dataset.num_features, num_targets=y.size(1), num_edge_features=dataset.num_edge_features,
-        node_vocab=tuple(len(v) for v in x_map.values()), edge_vocab=tuple(len(v) for v in e_map.values()),
-        dataset=dataset, info=info)
+        name=display, task=task, metric=metric, train=train, val=val, test=test,
+        num_features=dataset.num_features, num_targets=y.size(1), num_edge_features=edge_features,
+        node_vocab=tuple(len(v) for v in x_map.values()), edge_vocab=edge_vocab, dataset=dataset, info=info)
 
 
 # ----------------------------------------------------------------------------------------------------------- ZINC

@@ -132,6 +132,9 @@ def _temporal(name: str, summary: str, module: type[nn.Module], **declared) -> M
 ENTRIES = [
     _graph("gcn", "GCN (Kipf & Welling 2017)", LayerSpec(sized=lambda i, o, **kw: conv.GCNConv(i, o, **kw))),
     _graph("gin", "GIN with a 2-layer MLP and learned eps (Xu et al. 2019)", LayerSpec(sized=_gin)),
+    _graph("edge_gcn", "GCN with edge features, ReLU(W x_j + e_ji) messages and a root term (Hu et al. 2020, "
+           "OGB's GCN)", LayerSpec(sized=lambda i, o, **kw: conv.EdgeGCNConv(i, o, edge_dim=i, **kw),
+                                   takes_edge_attr=True)),
     _graph("gine", "GIN with edge features, ReLU(x_j + e_ji) messages (Hu et al. 2020, OGB's GIN)",
            LayerSpec(sized=_gine, takes_edge_attr=True)),
     _graph("gat", "GAT, multi-head, concatenated (Velickovic et al. 2018)", LayerSpec(sized=_gat, heads=True)),

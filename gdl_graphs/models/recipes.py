@@ -37,7 +37,8 @@ _PLAIN = {"encoder": False, "head": None, "norm": None, "residual": False}
 """A stack of layers and nothing else: the raw features in, the classes out (Kipf & Welling, Velickovic et al.)."""
 
 _OGB = {"num_layers": 5, "readout": "mean", "dropout": 0.5, "norm": "batch_norm", "residual": False,
-        "final_activation": False, "head": "linear", "layer_options": {"mlp_factor": 2}}
+        "final_activation": False, "head": "linear", "embedding_init": "xavier",
+        "layer_options": {"mlp_factor": 2}}
 _OGB_SETTINGS = {"hidden_channels": 300, "budget": None, "batch_size": 32, "lr": 0.001, "epochs": 100,
                  "patience": 100, "lr_schedule": "constant", "grad_clip": None}
 _OGB_CITATION = "Hu et al. 2020, Open Graph Benchmark (examples/graphproppred/mol, ogbg-molhiv leaderboard)"
@@ -86,14 +87,12 @@ _recipe("mlp@errica2020", "mlp", "Errica et al. 2020, structure-agnostic baselin
         "their code applies a ReLU to the logits too; early stopping on the validation accuracy only")
 _recipe("gin@ogb", "gine", _OGB_CITATION + ", GIN", _OGB, _OGB_SETTINGS,
         "each layer's bond embedding is the shared bond embedding times a per-layer linear map (the same "
-        "function class as OGB's per-layer BondEncoder, different parameter count); the atom and bond embedding "
-        "tables start standard normal (OGB's encoders: Xavier-uniform, `embedding_init: xavier`; kept so that "
-        "the stored runs stay this recipe's, not yet run with OGB's init)")
+        "function class as OGB's per-layer BondEncoder, different parameter count)")
 _recipe("gin-virtual@ogb", "gine", _OGB_CITATION + ", GIN-virtual", {**_OGB, "virtual_node": True},
         _OGB_SETTINGS, "as gin@ogb")
-_recipe("gcn@ogb", "gcn", _OGB_CITATION + ", GCN", {**_OGB, "layer_options": {}}, _OGB_SETTINGS,
-        "NOT OGB's GCN: OGB's GCNConv adds a bond embedding to every message and a root embedding; our GCN "
-        "layer takes no edge features, so bonds are ignored; atom embeddings start as in gin@ogb")
+_recipe("gcn@ogb", "edge_gcn", _OGB_CITATION + ", GCN", {**_OGB, "layer_options": {}}, _OGB_SETTINGS,
+        "each layer's bond embedding as in gin@ogb; degrees count edges into a node (OGB's: out of it, the same on "
+        "molecules)")
 _recipe("gatedgcn@dwivedi2020", "gatedgcn", "Dwivedi et al. 2020, Benchmarking GNNs (ZINC, 100k budget, "
         "Table 3); github.com/graphdeeplearning/benchmarking-gnns configs/molecules_graph_regression_"
         "GatedGCN_ZINC_100k.json",
@@ -137,10 +136,11 @@ _recipe("mpnn@wu2018", "mpnn", "Wu et al. 2018, MoleculeNet (MPNN rows); DeepChe
          "layer_options": {"edge_hidden": None, "aggr": "add", "root_weight": False, "act": None}},
         {"hidden_channels": 100, "budget": None, "batch_size": 16, "lr": 0.001, "weight_decay": 0.0, "epochs": 50,
          "patience": 50, "lr_schedule": "constant", "grad_clip": None},
-        "the graph is the molecule's bonds with PyG's MoleculeNet atom and bond features (DeepChem's MPNN reads "
-        "Weave features: a pair feature vector for every pair of atoms, with their graph distance and ring "
-        "membership, i.e. a complete graph); the edge network maps the 100-wide bond embedding (theirs the 14 "
-        "pair features) to a 100 x 100 matrix; atom and bond embeddings start Xavier-uniform (OGB's encoders), "
+        "the graph is whatever the dataset gives: PyG's bond graph by default, DeepChem's input (Weave pair "
+        "features of every atom pair: a complete graph) with `dataset_options: {pairs: weave}` (suite "
+        "moleculenet_weave.yaml); atom features are PyG's, embedded (theirs DeepChem's one-hot atom "
+        "features); the edge network maps the 100-wide edge embedding (theirs the raw pair features) "
+        "to a 100 x 100 matrix; atom and bond embeddings start Xavier-uniform (OGB's encoders), "
         "near the scale of DeepChem's 0/1 features (standard-normal tables sum to message entries of std ~60 at "
         "initialisation); the head is Linear(200, 100)-ReLU-Linear (theirs Dense(200, "
         "ReLU)-Dense); the test metric at the best validation epoch of 50 (theirs: after 50 epochs); settings "

@@ -4,6 +4,7 @@ Each layer keeps the constructor, parameters and ``state_dict`` of its PyG names
 :mod:`gdl_graphs.nn.aggregate`.
 """
 
+from gdl_graphs.nn.conv.edge_gcn import EdgeGCNConv
 from gdl_graphs.nn.conv.gat import GATConv, GATv2Conv
 from gdl_graphs.nn.conv.gated_gcn import GatedGCNConv
 from gdl_graphs.nn.conv.gcn import GCNConv
@@ -12,5 +13,5 @@ from gdl_graphs.nn.conv.mpnn import EdgeNetworkConv, MPNNConv, NNConv
 from gdl_graphs.nn.conv.pna import PNAConv
 from gdl_graphs.nn.conv.sage import SAGEConv
 
-__all__ = ["EdgeNetworkConv", "GATConv", "GATv2Conv", "GatedGCNConv", "GCNConv", "GINConv", "GINEConv",
-           "MPNNConv", "NNConv", "PNAConv", "SAGEConv"]
+__all__ = ["EdgeGCNConv", "EdgeNetworkConv", "GATConv", "GATv2Conv", "GatedGCNConv", "GCNConv", "GINConv",
+           "GINEConv", "MPNNConv", "NNConv", "PNAConv", "SAGEConv"]
