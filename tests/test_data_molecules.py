@@ -180,6 +180,35 @@ def test_moleculenet_weave_pairs_option(tmp_path):
         load_benchmark("ESOL", root=tmp_path, verify=False, pairs="complete")
 
 
+def test_moleculenet_random_splits_as_folds(tmp_path):
+    """``num_folds=k``: k random splits drawn with seeds seed..seed+k-1; fold 0 is the one-split benchmark."""
+    write_csv(tmp_path / "MoleculeNet/esol/raw/delaney-processed.csv", ESOL_HEADER, _esol_rows())
+    with pytest.warns(UserWarning):
+        one = load_benchmark("ESOL", root=tmp_path, verify=False)
+        three = load_benchmark("ESOL", root=tmp_path, verify=False, num_folds=3, seed=4)
+        weave = load_benchmark("ESOL", root=tmp_path, verify=False, num_folds=3, seed=4, pairs="weave")
+        shifted = load_benchmark("ESOL", root=tmp_path, verify=False, seed=6)
+    assert one.num_folds == 1 and one.folds is None and three.num_folds == 3 and three.info["num_folds"] == 3
+    kept = sorted(i for i in range(len(three.dataset)) if not torch.isnan(three.dataset[i].y).any())
+    for train, val, test in three.folds:
+        assert sorted(torch.cat([train, val, test]).tolist()) == kept  # each fold partitions the labelled rows
+    assert len({tuple(test.tolist()) for _, _, test in three.folds}) > 1
+    assert [g.smiles for g in three.fold(2).test] == [g.smiles for g in shifted.test]  # fold k: seed + k
+    assert [g.smiles for g in load_benchmark("ESOL", root=tmp_path, verify=False, seed=4).train] == \
+        [g.smiles for g in three.fold(0).train]
+    for part in ("train", "val", "test"):  # the benchmark itself holds fold 0
+        assert [g.smiles for g in getattr(three, part)] == [g.smiles for g in getattr(three.fold(0), part)]
+    assert three.info["split_seeds"] == [4, 5, 6] and len(weave.fold(1).train) == len(three.fold(1).train)
+    for bonds, pairs in zip(three.fold(1).train, weave.fold(1).train):
+        assert bonds.smiles == pairs.smiles and pairs.num_edges == pairs.num_nodes ** 2
+    with pytest.raises(ValueError, match="the scaffold split is deterministic"):
+        load_benchmark("ESOL", root=tmp_path, verify=False, split="scaffold", num_folds=2)
+    with pytest.raises(ValueError, match="num_folds must be a positive int"):
+        load_benchmark("ESOL", root=tmp_path, verify=False, num_folds=0)
+    with pytest.raises(ValueError, match="split must be 'random' or 'scaffold'"):
+        load_benchmark("ESOL", root=tmp_path, verify=False, split="stratified", num_folds=3)
+
+
 def test_moleculenet_checksum_mismatch_names_file_and_expected_hash(tmp_path):
     path = write_csv(tmp_path / "MoleculeNet/esol/raw/delaney-processed.csv", ESOL_HEADER, _esol_rows())
     with pytest.raises(ChecksumError, match=rf"{path}: sha256 [0-9a-f]{{64}} does not match the expected 8c06a76f"):

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,10 +16,10 @@ from torch_geometric import nn as pyg_nn
 from torch_geometric.data import Batch, Data
 
 from gdl_graphs.bench.cli import main
-from gdl_graphs.bench.config import LATER_FIELDS, ConfigError, RunConfig
+from gdl_graphs.bench.config import LATER_FIELDS, ConfigError, RunConfig, num_folds
 from gdl_graphs.bench.suite import load_suite, parse_suite
 from gdl_graphs.bench.protocols import _best_mean_epoch
-from gdl_graphs.bench.reproductions import _partial, render
+from gdl_graphs.bench.reproductions import _partial, _protocol, render
 from gdl_graphs.bench.runner import configure_threads, default_threads, run_all, run_experiments
 from gdl_graphs.bench.store import ResultStore
 from gdl_graphs.bench.training import parameter_groups, train_run
@@ -350,6 +351,29 @@ def test_swapping_the_dataset_runs_the_same_protocol(tmp_path):
     assert len(header["experiments"][0].selection.candidates) == 64
 
 
+def test_moleculenet_suites_average_over_random_splits():
+    """A dataset's folds follow its loader's ``num_folds`` option: MoleculeNet's default is one split, TU's ten
+    folds, and a loader without the option has one fixed split."""
+    assert [num_folds(d, {}) for d in ("ESOL", "MUTAG", "tu:ANY", "molhiv")] == [1, 10, 10, 1]
+    assert num_folds("ESOL", {"split": "random", "num_folds": 3}) == 3
+    for dataset, options in (("ESOL", {"num_folds": 3}), ("BBBP", {"num_folds": 3}), ("MUTAG", {"num_folds": 1})):
+        with pytest.raises(ConfigError, match="num_folds: .* needs split: random"):
+            num_folds(dataset, options)  # a scaffold split, or one CV fold, cannot be redrawn
+    assert num_folds("MUTAG", {"split": "random", "num_folds": 1}) == 1
+    with pytest.raises(ConfigError, match="needs a cross-validated dataset"):  # random splits are not CV folds
+        parse_suite({"name": "s", "defaults": {"dataset_options": {"split": "random", "num_folds": 3}},
+                     "experiments": [{"dataset": "ESOL", "models": ["gin"], "protocol": "errica2020",
+                                      "grid": {"lr": [0.01]}}]})
+    for name in ("moleculenet.yaml", "moleculenet_weave.yaml"):
+        _, runs = load_suite(REPRODUCE / name)
+        esol = [r for r in runs if r.dataset == "ESOL" and r.model == "mpnn@wu2018"]
+        assert [(r.seed, r.fold) for r in esol] == [(0, 0), (0, 1), (0, 2)], name
+        assert esol[0].dataset_options["split"] == "random" and esol[0].dataset_options["num_folds"] == 3
+        assert esol[0].dataset_options.get("pairs", "bonds") == ("weave" if "weave" in name else "bonds")
+    with pytest.raises(ConfigError, match="experiments\\[0\\].folds"):
+        parse_suite({"name": "s", "experiments": [{"dataset": "ESOL", "models": ["gcn"], "folds": [1]}]})
+
+
 def test_published_file_matches_the_suites():
     published = yaml.safe_load((REPRODUCE / "published.yaml").read_text())
     for entry in published["entries"]:
@@ -383,6 +407,18 @@ def test_reproductions_page_from_stored_runs(tmp_path, monkeypatch):
                  str(tmp_path), "--no-progress"]) == 0
     [gcn] = [r for r in ResultStore("s.sqlite").rows() if r["model"] == "gcn"]
     assert f"| {100 * gcn['test']:.2f} (partial: 1/2 runs) | 60.0 |" in render(published, output="out.md")
+
+
+def test_protocol_cell_names_the_split_rule_and_the_input_options():
+    # two suites running one model on one dataset with different inputs give rows that tell apart
+    def experiment(options, select_by="metric"):
+        run = SimpleNamespace(dataset_options=options, select_by=select_by)
+        return SimpleNamespace(protocol="seeds", runs=[run])
+
+    assert _protocol(experiment({"split": "random", "num_folds": 3})) == "seeds, random splits"
+    assert _protocol(experiment({"pairs": "weave", "split": "random", "num_folds": 3})) == (
+        "seeds, random splits, pairs=weave")
+    assert _protocol(experiment({}, select_by="loss")) == "seeds, select by val loss"
 
 
 def test_committed_reproductions_page_is_generated_from_the_committed_stores(monkeypatch):

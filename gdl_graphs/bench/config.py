@@ -32,7 +32,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from gdl_graphs.bench.options import dataset_option_names, model_option_names, unknown_names
+from gdl_graphs.bench.options import dataset_option_default, dataset_option_names, model_option_names, unknown_names
 
 
 class ConfigError(ValueError):
@@ -339,13 +339,19 @@ def _check_options(where: str, given: dict, accepted: set[str] | None, model: st
 
 
 def num_folds(dataset: str, options: dict, where: str = "") -> int:
-    """Folds of a dataset's cross-validation (1 for a dataset with a fixed split)."""
-    _, family, task = describe_dataset(dataset)
-    if family != "social" or task != "graph_classification":
+    """Folds of a dataset: its cross-validation folds or repeated random splits, as many as the suite's
+    ``dataset_options.num_folds`` or else its loader's default says (1 for a loader without that option, a dataset
+    with one fixed split)."""
+    default = dataset_option_default(describe_dataset(dataset)[0], "num_folds")
+    if default is None:
         return 1
-    folds = options.get("num_folds", 10)
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ConfigError(f"{where}dataset_options.num_folds: expected an int >= 2, got {folds!r}")
+    folds = options.get("num_folds", default)
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
+        raise ConfigError(f"{where}dataset_options.num_folds: expected an int >= 1, got {folds!r}")
+    if folds != default and options.get("split") != "random" and (default == 1 or folds < 2):
+        # one CV fold, or redrawn splits of a loader with one split by default: only random splits redraw
+        raise ConfigError(f"{where}dataset_options.num_folds: {folds} needs split: random (cross-validation "
+                          "needs at least 2 folds, and only a random split can be drawn again)")
     return folds
 
 

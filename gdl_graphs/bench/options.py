@@ -59,6 +59,21 @@ def dataset_option_names(dataset: str) -> set[str] | None:
     return set(spec.options())
 
 
+def dataset_option_default(dataset: str, name: str):
+    """The default of option ``name`` of dataset ``dataset``'s loader; ``None`` when the loader has no such option."""
+    if dataset.lower().startswith("tu:"):
+        from gdl_graphs.data.social import load_tu as function
+    else:
+        from gdl_graphs.data.registry import get_spec
+
+        spec = get_spec(dataset)
+        if name in spec.kwargs:
+            return spec.kwargs[name]
+        function = spec._function()
+    parameter = inspect.signature(function).parameters.get(name)
+    return None if parameter is None or parameter.default is Parameter.empty else parameter.default
+
+
 def unknown_names(given, accepted: set[str] | None) -> list[str]:
     """Names in ``given`` that are not in ``accepted`` (none when ``accepted`` is ``None``)."""
     return [] if accepted is None else sorted(set(given) - accepted)

@@ -156,8 +156,8 @@ def expand_protocol(experiment: dict, defaults: dict, where: str, overrides: dic
         raise ConfigError(f"{where}protocol: must be one of {PROTOCOLS}, got {protocol!r}")
     plain = {key: value for key, value in experiment.items() if key not in PROTOCOL_KEYS}
     if protocol != "seeds" and isinstance(experiment.get("dataset"), str):
-        _require_cv(describe_dataset(experiment["dataset"], where)[0], experiment.get("dataset_options") or {},
-                    protocol, where)
+        options = experiment.get("dataset_options", defaults.get("dataset_options")) or {}
+        _require_cv(experiment["dataset"], options, protocol, where)
     if protocol != "errica2020":
         for key in ("grid", "restarts"):
             if key in experiment:
@@ -211,7 +211,8 @@ def _expand_selection(experiment: dict, plain: dict, defaults: dict, where: str,
 def _require_cv(dataset: str, dataset_options: dict, protocol: str, where: str) -> None:
     """A cross-validation protocol needs a dataset with folds (a TU graph-classification dataset); a suite may still
     run only some of its folds (a CI slice)."""
-    if num_folds(dataset, dataset_options, where) < 2:
+    dataset, family, task = describe_dataset(dataset, where)
+    if (family, task) != ("social", "graph_classification") or num_folds(dataset, dataset_options, where) < 2:
         raise ConfigError(f"{where}protocol: {protocol} needs a cross-validated dataset (TU graph classification), "
                           f"got {dataset}")
 

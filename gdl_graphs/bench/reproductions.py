@@ -162,11 +162,19 @@ def _partial(experiment, result: dict) -> str:
     return f" (partial: {folds}{result['stored']}/{result['expected']} runs)"
 
 
+# dataset options that say how the data is split (the protocol cell names the split rule); every other dataset
+# option changes the input itself, so the cell shows it, and two rows of one dataset and model tell apart
+_SPLIT_OPTIONS = {"split", "num_folds", "fractions", "stratified"}
+
+
 def _protocol(experiment) -> str:
-    """The protocol's name, with the dataset's split rule and the selection value where a suite set them."""
+    """The protocol's name, with the dataset's split rule, its input options and the selection value where a suite
+    set them."""
     run = experiment.runs[0]
     split = run.dataset_options.get("split")
-    return experiment.protocol + (f", {split} splits" if split else "") + (
+    inputs = "".join(f", {name}={value}" for name, value in sorted(run.dataset_options.items())
+                     if name not in _SPLIT_OPTIONS)
+    return experiment.protocol + (f", {split} splits" if split else "") + inputs + (
         f", select by val {run.select_by}" if run.select_by != "metric" else "")
 
 

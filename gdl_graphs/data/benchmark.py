@@ -80,8 +80,8 @@ class Benchmark:
         num_edge_features: columns of ``edge_attr`` (0 if none).
         node_vocab, edge_vocab: for integer-coded (categorical) features, the number of values of each column (for
             embedding tables, like OGB's ``AtomEncoder``); ``None`` when features are dense floats.
-        folds: for cross-validated datasets, ``(train_idx, val_idx, test_idx)`` index tensors into ``dataset``;
-            ``train/val/test`` hold fold 0. ``None`` otherwise.
+        folds: for cross-validated datasets and repeated random splits, ``(train_idx, val_idx, test_idx)`` index
+            tensors into ``dataset``; ``train/val/test`` hold fold 0. ``None`` otherwise.
         dataset: the whole dataset the split indices refer to (``None`` when splits are separate files).
         evaluator: the official evaluator object where one exists (``ogb.graphproppred.Evaluator``), else ``None``.
         forecast: the extra settings of forecasting tasks, else ``None``.
@@ -115,7 +115,7 @@ class Benchmark:
 
     @property
     def num_folds(self) -> int:
-        """Number of cross-validation folds (1 for datasets with a single official split)."""
+        """Number of cross-validation folds or repeated random splits (1 for datasets with a single split)."""
         return len(self.folds) if self.folds else 1
 
     def split_sizes(self) -> tuple[int, int, int]:
@@ -136,9 +136,15 @@ class Benchmark:
             return self
         if not 0 <= i < len(self.folds):
             raise IndexError(f"Benchmark {self.name!r} has {len(self.folds)} folds; fold {i} does not exist")
-        train_idx, val_idx, test_idx = self.folds[i]
-        return dataclasses.replace(self, train=self.dataset[train_idx], val=self.dataset[val_idx],
-                                   test=self.dataset[test_idx], info={**self.info, "fold": i})
+        return dataclasses.replace(self.with_split(*self.folds[i]), info={**self.info, "fold": i})
+
+    def with_split(self, train_idx: Tensor, val_idx: Tensor, test_idx: Tensor) -> Benchmark:
+        """The same benchmark with ``train/val/test`` the graphs of ``dataset`` (a PyG dataset or a list) at these
+        indices."""
+        def take(index: Tensor):
+            return [self.dataset[i] for i in index.tolist()] if isinstance(self.dataset, list) else self.dataset[index]
+
+        return dataclasses.replace(self, train=take(train_idx), val=take(val_idx), test=take(test_idx))
 
 
 def benchmark_is_single_graph(split) -> bool:

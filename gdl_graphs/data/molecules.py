@@ -301,12 +301,14 @@ def _count_rows(path: Path) -> int:
 
 
 def load_moleculenet(root: Path, name: str, split: str | None = None, seed: int = 0, verify: bool = True,
-                     pairs: str = "bonds") -> Benchmark:
+                     pairs: str = "bonds", num_folds: int = 1) -> Benchmark:
     """A MoleculeNet dataset through PyG's ``MoleculeNet`` class at ``<root>/MoleculeNet/<name>/raw/``.
 
     Split (``split=None``: MoleculeNet's recommendation): ``"random"`` 80/10/10 with ``seed``, or ``"scaffold"``
-    80/10/10 (OGB's rule). Rows RDKit cannot parse are dropped by PyG and counted in a warning; rows with a NaN
-    target are kept in the dataset but left out of the splits, also with a warning.
+    80/10/10 (OGB's rule). ``num_folds > 1`` (random split only) gives that many random splits, the ``k``-th drawn
+    with seed ``seed + k``, as the benchmark's ``folds`` (MoleculeNet reports the mean over random splits); fold 0
+    is the ``num_folds=1`` split. Rows RDKit cannot parse are dropped by PyG and counted in a warning; rows with a
+    NaN target are kept in the dataset but left out of the splits, also with a warning.
 
     Edges (``pairs``): ``"bonds"``, PyG's bond graph with its 3 integer-coded bond features; or ``"weave"``, every
     atom pair with the 14 float pair features of MoleculeNet's Weave and MPNN models
@@ -322,6 +324,13 @@ def load_moleculenet(root: Path, name: str, split: str | None = None, seed: int 
         raise KeyError(f"MoleculeNet dataset {name!r} is not registered; known: {sorted(MOLECULENET)}")
     _, task, metric, default_split = MOLECULENET[key]
     split = split or default_split
+    if isinstance(num_folds, bool) or not isinstance(num_folds, int) or num_folds < 1:
+        raise ValueError(f"num_folds must be a positive int, got {num_folds!r}")
+    if split not in ("random", "scaffold"):
+        raise ValueError(f"{name}: split must be 'random' or 'scaffold', got {split!r}")
+    if num_folds > 1 and split != "random":
+        raise ValueError(f"num_folds={num_folds}: only the random split can be redrawn; the {split} split is "
+                         "deterministic")
     display = MoleculeNet.names[key][0]
     csv_rel = f"MoleculeNet/{key}/raw/{MoleculeNet.names[key][2]}.csv"
     processed = root / "MoleculeNet" / key / "processed" / "data.pt"
@@ -331,7 +340,9 @@ def load_moleculenet(root: Path, name: str, split: str | None = None, seed: int 
         _moleculenet_header_check(root / csv_rel, key)
     dataset = build_dataset(display, lambda: MoleculeNet(str(root / "MoleculeNet"), key))
 
-    info = {"split": split, "seed": seed if split == "random" else None}
+    info = {"split": split, "seed": seed if split == "random" else None, "num_folds": num_folds}
+    if split == "random" and num_folds > 1:
+        info["split_seeds"] = list(range(seed, seed + num_folds))  # fold k: seed + k
     if (root / csv_rel).is_file():
         rows = _count_rows(root / csv_rel)
         info["rows"], info["skipped_unparseable"] = rows, rows - len(dataset)
@@ -347,22 +358,22 @@ def load_moleculenet(root: Path, name: str, split: str | None = None, seed: int 
         warnings.warn(f"{display}: {len(dropped)} molecules with a NaN target are left out of the splits "
                       f"(dataset indices {_rows(dropped)})", stacklevel=2)
     if split == "random":
-        parts = random_split(len(keep), seed=seed)
-    elif split == "scaffold":
-        smiles = dataset._data.smiles
-        parts = scaffold_split([smiles[i] for i in keep.tolist()],
-                               cache_file=_scaffold_cache(root, csv_rel))
+        splits = [random_split(len(keep), seed=seed + k) for k in range(num_folds)]
     else:
-        raise ValueError(f"{display}: split must be 'random' or 'scaffold', got {split!r}")
-    train, val, test = (dataset[keep[p]] for p in parts)
+        smiles = dataset._data.smiles
+        splits = [scaffold_split([smiles[i] for i in keep.tolist()], cache_file=_scaffold_cache(root, csv_rel))]
+    folds = [tuple(keep[part] for part in parts) for parts in splits]
     edge_features, edge_vocab = dataset.num_edge_features, tuple(len(v) for v in e_map.values())
+    graphs = dataset
     if pairs == "weave":
-        train, val, test = ([weave_pairs(data) for data in part] for part in (train, val, test))
+        graphs = [weave_pairs(data) for data in dataset]
         edge_features, edge_vocab, info["pairs"] = PAIR_FEATURES, None, "weave"
-    return Benchmark(
-        name=display, task=task, metric=metric, train=train, val=val, test=test,
+    bench = Benchmark(
+        name=display, task=task, metric=metric, train=None, val=None, test=None,
         num_features=dataset.num_features, num_targets=y.size(1), num_edge_features=edge_features,
-        node_vocab=tuple(len(v) for v in x_map.values()), edge_vocab=edge_vocab, dataset=dataset, info=info)
+        node_vocab=tuple(len(v) for v in x_map.values()), edge_vocab=edge_vocab, dataset=graphs, info=info,
+        folds=folds if num_folds > 1 else None)
+    return bench.with_split(*folds[0])
 
 
 # ----------------------------------------------------------------------------------------------------------- ZINC
