@@ -8,6 +8,9 @@
 
 Every timed call of a gdl_graphs layer starts from an empty adjacency cache, so the CSR build is part of each
 measurement. Times are medians over ``--repeats`` runs after one warm-up run; the ratio is PyG time / our time.
+"max output difference" is the largest absolute difference between the two forward outputs on the first input
+(same weights). A layer that raises on a device or size (out of memory, say) gets a row saying so, and the table
+goes on.
 
 ``--molecular GRAPHS:MIN:MAX:CHANNELS`` adds the workload of graph classification on molecules: every call (warm-up
 and timed) gets a *new* batch of GRAPHS molecule-like graphs of MIN-MAX atoms (a chain plus ring bonds, both
@@ -18,9 +21,9 @@ calls, as in training.
 the per-graph work (our CSR structure, built on a graph's second use) is shared by the L layers of one call.
 
 ``--memory`` adds each implementation's peak memory of one forward+backward pass above what the inputs and the
-layer already held: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the highest resident set a watcher thread
-sees during the pass (polled every 0.5 ms from ``/proc/self/statm``) minus the resident set before it, in a fresh
-subprocess per layer and implementation. Memory the allocator keeps from earlier frees can hide part of a small
+layer already held: on CUDA ``torch.cuda.max_memory_allocated`` (reset before each pass, in this process); on CPU
+the highest resident set a watcher thread sees during the pass (polled every 0.5 ms from ``/proc/self/statm``)
+minus the resident set before it, in a fresh subprocess per layer and implementation. Memory the allocator keeps from earlier frees can hide part of a small
 pass, so values under 10 MB are printed as ``<10`` and not compared.
 
 ``--compile`` times our layers eager and under ``torch.compile`` (Inductor, ``fullgraph=True``), and PyG's namesake
@@ -336,8 +339,8 @@ def pyg_rows(graphs, wanted: set[str], device: torch.device, repeats: int,
     ``stack`` layers in sequence per call."""
     if memory and stack != 1:
         raise ValueError("--memory measures single layers: use it without --stack")
-    header = "| layer | graph | PyG ms | gdl_graphs ms | speed-up |"
-    rule = "|---|---|---:|---:|---:|"
+    header = "| layer | graph | PyG ms | gdl_graphs ms | speed-up | max output difference |"
+    rule = "|---|---|---:|---:|---:|---:|"
     if memory:
         header, rule = header + " PyG peak MB | gdl_graphs peak MB | memory saving |", rule + "---:|---:|---:|"
     header = header + "\n" + rule
@@ -347,27 +350,47 @@ def pyg_rows(graphs, wanted: set[str], device: torch.device, repeats: int,
         for name, (make_ours, make_pyg, edge) in layer_pairs(inputs[0][0].size(1)).items():
             if wanted and name not in wanted:
                 continue
-            torch.manual_seed(0)
-            if stack == 1:
-                ours, theirs = make_ours().to(device), make_pyg().to(device)
-            else:
-                ours, theirs = Stack(make_ours, stack, edge).to(device), Stack(make_pyg, stack, edge).to(device)
-            theirs.load_state_dict(ours.state_dict())
-            calls = inputs
-            if name == "NNConv":  # the edge network runs at a narrower width
-                width = (ours if stack == 1 else ours.layers[0]).in_channels
-                calls = [(x[:, :width], *rest) for x, *rest in inputs]
-            t_pyg, t_ours = time_fwd_bwd([(theirs, False), (ours, True)], calls, repeats, edge)
             label = graph_name if stack == 1 else f"{graph_name}, {stack} layers"
-            row = f"| {name} | {label} | {t_pyg * 1e3:.1f} | {t_ours * 1e3:.1f} | {t_pyg / t_ours:.2f}x |"
-            if memory:
-                m_pyg, m_ours = (_memory_in_subprocess(name, impl, spec, device) for impl in (False, True))
-                row += (f" {m_pyg:.0f} | {m_ours:.0f} | {m_pyg / m_ours:.2f}x |" if min(m_pyg, m_ours) >= MEASURABLE_MB
-                        else f" <{MEASURABLE_MB} | <{MEASURABLE_MB} | - |" if max(m_pyg, m_ours) < MEASURABLE_MB
-                        else f" {m_pyg:.0f} | {m_ours:.0f} | - |")
+            try:
+                row = _pyg_row(name, label, make_ours, make_pyg, edge, spec, inputs, device, repeats, memory, stack)
+            except Exception as error:  # a layer that fails on this device or size is a row of the table too
+                message = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
+                row = f"| {name} | {label} | failed: {type(error).__name__} {message} |"
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
             rows.append(row)
             print(row, flush=True)
     return header, rows
+
+
+def _pyg_row(name, label, make_ours, make_pyg, edge, spec, inputs, device, repeats, memory, stack) -> str:
+    """One row of :func:`pyg_rows`: times, the largest output difference on the first input, peak memory."""
+    torch.manual_seed(0)
+    if stack == 1:
+        ours, theirs = make_ours().to(device), make_pyg().to(device)
+    else:
+        ours, theirs = Stack(make_ours, stack, edge).to(device), Stack(make_pyg, stack, edge).to(device)
+    theirs.load_state_dict(ours.state_dict())
+    calls = inputs
+    if name == "NNConv":  # the edge network runs at a narrower width
+        width = (ours if stack == 1 else ours.layers[0]).in_channels
+        calls = [(x[:, :width], *rest) for x, *rest in inputs]
+    with torch.no_grad():
+        x, edge_index, edge_attr = calls[0]
+        outputs = [layer(x, edge_index, edge_attr) if edge else layer(x, edge_index) for layer in (theirs, ours)]
+        difference = (outputs[0] - outputs[1]).abs().max().item()
+        del outputs
+    t_pyg, t_ours = time_fwd_bwd([(theirs, False), (ours, True)], calls, repeats, edge)
+    row = f"| {name} | {label} | {t_pyg * 1e3:.1f} | {t_ours * 1e3:.1f} | {t_pyg / t_ours:.2f}x | {difference:.1e} |"
+    if memory:
+        if device.type == "cuda":  # the allocator's peak counter is reset per pass: no fresh process needed
+            m_pyg, m_ours = (peak_memory_mb(layer, calls[0], edge) for layer in (theirs, ours))
+        else:
+            m_pyg, m_ours = (_memory_in_subprocess(name, impl, spec, device) for impl in (False, True))
+        row += (f" {m_pyg:.0f} | {m_ours:.0f} | {m_pyg / m_ours:.2f}x |" if min(m_pyg, m_ours) >= MEASURABLE_MB
+                else f" <{MEASURABLE_MB} | <{MEASURABLE_MB} | - |" if max(m_pyg, m_ours) < MEASURABLE_MB
+                else f" {m_pyg:.0f} | {m_ours:.0f} | - |")
+    return row
 
 
 def compile_rows(graphs, wanted: set[str], device: torch.device, repeats: int) -> tuple[str, list[str]]:
