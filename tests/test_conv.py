@@ -206,6 +206,20 @@ def test_a_small_graph_builds_its_csr_on_second_use():
     assert built()
 
 
+def test_a_gpu_graph_gathers_and_sums_with_index_ops_up_to_its_own_larger_limit():
+    # on a GPU a fresh batch's CSR build costs more than index_add_ up to CUDA_SCATTER_MAX_MESSAGES (measured on an
+    # H200); the rule reads the graph's device, so a tensor of any non-CPU device (here "meta") takes the GPU limit
+    edges = 1000
+    width = aggregate.SCATTER_MAX_MESSAGES // edges + 1  # past the CPU limit, within the GPU one
+    assert edges * width < aggregate.CUDA_SCATTER_MAX_MESSAGES
+    for device, pays in (("cpu", False), ("meta", True)):
+        adj = aggregate.Adjacency(torch.zeros(2, edges, dtype=torch.long, device=device), 10, 10, first_use=True)
+        assert adj.index_ops_pay(width) is pays and adj.scatter_first(width) is pays
+        assert not adj.index_ops_pay(aggregate.CUDA_SCATTER_MAX_MESSAGES // edges + 1)
+        with aggregate.deterministic():
+            assert not adj.index_ops_pay(1)
+
+
 def test_attention_on_a_small_graph_never_builds_its_csr():
     # GAT's per-edge gathers, softmax sums and per-head message sums fuse no gather into a sum: on a small graph
     # index_select / index_add_ are as fast as the CSR operators in every layer (Adjacency.index_ops_pay), so the

@@ -115,11 +115,11 @@ class Adjacency:
     def index_ops_pay(self, width: int) -> bool:
         """Whether ``index_select`` / ``index_add_`` beat the CSR operators for ``width`` values per edge on this
         graph when the operation does not fuse a gather into a sum (a gather of node values per edge, a sum of
-        messages already computed): small graphs (:data:`SCATTER_MAX_MESSAGES`) on CPU, in eager mode, outside
-        deterministic mode. The CSR operators' gain is the fused gather, so without one they only add their
+        messages already computed): small graphs (:data:`SCATTER_MAX_MESSAGES`; on a GPU
+        :data:`CUDA_SCATTER_MAX_MESSAGES`), in eager mode, outside deterministic mode. The CSR operators' gain is the fused gather, so without one they only add their
         per-call cost."""
-        return (self.edge_index.device.type == "cpu" and self.num_edges * width < SCATTER_MAX_MESSAGES
-                and not is_deterministic() and not _compiling())
+        limit = SCATTER_MAX_MESSAGES if self.edge_index.device.type == "cpu" else CUDA_SCATTER_MAX_MESSAGES
+        return self.num_edges * width < limit and not is_deterministic() and not _compiling()
 
     def scatter_first(self, width: int) -> bool:
         """Whether an aggregation of ``width`` values per edge over this graph gathers and sums with ``index_add_``
@@ -555,6 +555,14 @@ the CSR once built): 128-molecule batches at 128 channels (0.91M elements) 589 /
 (0.68M) 730 / 1983 / 551 us, 5k / 32k (2.0M) 4230 / 5397 / 1079 us, 10k / 50k (3.2M) 3512 / 1591 / 1271 us, where
 the CSR pays even when built for one use. Once built, the CSR product is the faster one, which is why a graph's
 second use builds it."""
+
+
+CUDA_SCATTER_MAX_MESSAGES = 1 << 24
+""":data:`SCATTER_MAX_MESSAGES` on a GPU, where ``index_add_`` is a few microseconds at these sizes and building the
+CSR structure of a fresh graph costs its per-call launches. Measured on an H200 (benchmarks/results/layers_gpu.md,
+512-molecule batches at 128 channels, 3.7M elements): building the CSR for every new batch made GCN, GIN and SAGE
+0.45-0.50x PyG's scatter; the 1M / 16M-edge graph (2G elements) stays on the CSR path (GCN 4.2x PyG)."""
+
 
 
 def _index_sum(messages: Tensor, index: Tensor, num_nodes: int, reduce: str) -> Tensor:
