@@ -18,6 +18,12 @@ SCORE_CHUNK_ELEMENTS = 1 << 22
 each chunk in the backward pass. Measured on 100k / 1.6M, 4 x 16 channels, 1 CPU thread: peak memory 2204 MB
 unchunked, 683 MB in 4M-element chunks (1.65x PyG's speed) and 594 MB in 1M-element ones (1.39x)."""
 
+CUDA_SCORE_CHUNK_ELEMENTS = 1 << 27
+""":data:`SCORE_CHUNK_ELEMENTS` on a GPU, where each chunk's launches and recomputation cost more than its
+memory: on an H200, 1M nodes / 16M edges at 4 x 32 channels in 4M-element chunks (512 of them) took 960 ms against
+PyG's 240 ms (peak memory 4.7 GB against 51.6 GB; benchmarks/results/layers_gpu.md). 128M-element chunks (0.5 GB
+of float32 each, 16 chunks on that graph) are not measured yet: `bash benchmarks/gpu_layers.sh` measures them."""
+
 _FAST_FILL_VALUES = ("mean", "add")  # string fill values of self-loop edge features computed here; others: PyG
 
 
@@ -206,7 +212,8 @@ class GATv2Conv(_AttentionConv, pyg_nn.GATv2Conv):
             return self._edge_scores(x_src, x_dst, edge_index, edge_attr)
         # large graphs: the [E, H, C] pre-activation exists for one chunk of edges at a time, forward and backward
         # (each chunk is recomputed in the backward pass instead of being kept)
-        step = max(1, SCORE_CHUNK_ELEMENTS // width)
+        chunk = SCORE_CHUNK_ELEMENTS if x_src.device.type == "cpu" else CUDA_SCORE_CHUNK_ELEMENTS
+        step = max(1, chunk // width)
         return torch.cat([checkpoint(self._edge_scores, x_src, x_dst, edge_index[:, start:start + step],
                                      None if edge_attr is None else edge_attr[start:start + step],
                                      use_reentrant=False)
