@@ -59,10 +59,11 @@ def check_edge_index(edge_index: Tensor, num_src: int, num_dst: int | None = Non
         return
     if aggregate.is_cached(edge_index, num_src, num_dst):
         return  # validated when it was cached
-    low = int(edge_index.min())
+    lows, highs = torch.aminmax(edge_index, dim=1)
+    src_min, dst_min, src_max, dst_max = torch.cat([lows, highs]).tolist()  # one device sync on a GPU, not three
+    low = min(src_min, dst_min)
     if low < 0:
         raise ValueError(f"edge_index contains a negative node index ({low})")
-    src_max, dst_max = int(edge_index[0].max()), int(edge_index[1].max())
     if src_max >= num_src or dst_max >= num_dst:
         bad, limit = (src_max, num_src) if src_max >= num_src else (dst_max, num_dst)
         raise ValueError(f"edge_index refers to node {bad}, but x has only {limit} nodes "
