@@ -392,9 +392,10 @@ class _OGBGCNConv(pyg_nn.MessagePassing):
     a linear map of given edge features: degrees from ``degree(row) + 1``, messages ``norm * relu(x_j + e)``, plus
     ``relu(x + root) / deg``."""
 
-    def __init__(self, in_channels: int, out_channels: int, edge_dim: int):
+    def __init__(self, in_channels: int, out_channels: int, edge_dim: int, edge_map: bool = True):
         super().__init__(aggr="add")
-        self.lin, self.lin_edge = nn.Linear(in_channels, out_channels), nn.Linear(edge_dim, out_channels)
+        self.lin = nn.Linear(in_channels, out_channels)
+        self.lin_edge = nn.Linear(edge_dim, out_channels) if edge_map else nn.Identity()  # OGB's: the identity
         self.root = nn.Parameter(torch.randn(out_channels))
 
     def forward(self, x, edge_index, edge_attr):
@@ -409,14 +410,25 @@ class _OGBGCNConv(pyg_nn.MessagePassing):
         return norm.view(-1, 1) * F.relu(x_j + edge_attr)
 
 
+@pytest.mark.parametrize("edge_map", [True, False])
 @pytest.mark.parametrize("graph", sorted(GRAPHS))
-def test_edge_gcn_is_ogbs_gcn_on_undirected_graphs(graph):
+def test_edge_gcn_is_ogbs_gcn_on_undirected_graphs(graph, edge_map):
+    # edge_map=False adds the given edge embedding unmapped, as OGB's layer adds its BondEncoder's output
     data = GRAPHS[graph].clone()
     data.edge_index, data.edge_attr = to_undirected(data.edge_index, data.edge_attr, data.num_nodes, reduce="mean")
-    ours = EdgeGCNConv(CHANNELS, 6, edge_dim=EDGE_DIM)
-    reference = _OGBGCNConv(CHANNELS, 6, EDGE_DIM)
+    width = EDGE_DIM if edge_map else 6
+    if not edge_map:
+        data.edge_attr = torch.randn(data.edge_index.size(1), width, generator=torch.Generator().manual_seed(0))
+    ours = EdgeGCNConv(CHANNELS, 6, edge_dim=width, edge_map=edge_map)
+    reference = _OGBGCNConv(CHANNELS, 6, width, edge_map)
     reference.load_state_dict(ours.state_dict())
     _assert_agree(ours, reference, data, use_edge_attr=True)
+    assert ("edge_map=False" in repr(ours)) is not edge_map
+
+
+def test_edge_gcn_without_an_edge_map_needs_edge_features_of_its_output_width():
+    with pytest.raises(ValueError, match="edge_dim must be out_channels=6"):
+        EdgeGCNConv(CHANNELS, 6, edge_dim=EDGE_DIM, edge_map=False)
 
 
 def test_edge_gcn_counts_degrees_at_the_target():

@@ -104,6 +104,50 @@ def molecule_benchmark() -> Benchmark:
     return Benchmark("mol", "graph_multilabel", "rocauc", graphs, graphs, graphs, 2, 2, 1, (3, 3), (2,))
 
 
+def _ogb_code_parameters(gnn: str, virtual: bool, emb: int = 300, layers: int = 5) -> int:
+    """Parameters of OGB's molhiv model (examples/graphproppred/mol: GNN_node or GNN_node_Virtualnode, one
+    task), counted module by module from that code's structure with ogb's own feature vocabularies."""
+    from ogb.utils.features import get_atom_feature_dims, get_bond_feature_dims
+
+    linear = lambda i, o: i * o + o  # noqa: E731
+    batch_norm = lambda c: 2 * c  # noqa: E731
+    bond_encoder = sum(get_bond_feature_dims()) * emb
+    conv = (linear(emb, 2 * emb) + batch_norm(2 * emb) + linear(2 * emb, emb) + 1 + bond_encoder if gnn == "gin"
+            else linear(emb, emb) + emb + bond_encoder)  # GIN: mlp + eps; GCN: linear + root_emb
+    total = sum(get_atom_feature_dims()) * emb + layers * (conv + batch_norm(emb)) + linear(emb, 1)
+    if virtual:  # the virtual node's embedding and its MLP between consecutive layers
+        total += emb + (layers - 1) * (linear(emb, 2 * emb) + batch_norm(2 * emb) + linear(2 * emb, emb)
+                                       + batch_norm(emb))
+    return total
+
+
+@pytest.mark.parametrize("name, gnn, virtual", [("gin@ogb", "gin", False), ("gin-virtual@ogb", "gin", True),
+                                                ("gcn@ogb", "gcn", False)])
+def test_ogb_recipes_have_ogbs_parameter_count(name, gnn, virtual):
+    # OGB embeds the bonds afresh in every layer and adds the embedding unmapped (edge_embedding="per_layer",
+    # edge_map=False); a shared embedding with a per-layer 300 x 300 map had 435,900 parameters more
+    from gdl_graphs.data.molecules import OGB_ATOM_VOCAB, OGB_BOND_VOCAB
+
+    graphs = [Data(x=torch.zeros(3, len(OGB_ATOM_VOCAB), dtype=torch.long), edge_index=torch.tensor([[0, 1], [1, 2]]),
+                   edge_attr=torch.zeros(2, len(OGB_BOND_VOCAB), dtype=torch.long), y=torch.zeros(1, 1))]
+    bench = Benchmark("mol", "graph_multilabel", "rocauc", graphs, graphs, graphs, len(OGB_ATOM_VOCAB), 1,
+                      len(OGB_BOND_VOCAB), OGB_ATOM_VOCAB, OGB_BOND_VOCAB)
+    model = build_model(name, bench, hidden_channels=300)
+    assert model.edge_encoder is None and len(model.edge_encoders) == 5
+    assert count_parameters(model) == _ogb_code_parameters(gnn, virtual)
+
+
+def test_per_layer_edge_embedding_needs_a_layer_that_takes_edge_features_and_keeps_them():
+    with pytest.raises(ValueError, match="edge_embedding='per_layer'"):
+        GraphNet("gin", 2, 1, edge_dim=1, edge_embedding="per_layer")
+    with pytest.raises(ValueError, match="edge_embedding must be"):
+        GraphNet("gine", 2, 1, edge_dim=1, edge_embedding="each")
+    model = GraphNet("gatedgcn", 2, 1, hidden_channels=8, edge_dim=1, edge_embedding="per_layer")
+    batch = Batch.from_data_list(molecule_benchmark().train)
+    with pytest.raises(ValueError, match="updates the edge features"):
+        model(Data(x=batch.x.float(), edge_index=batch.edge_index, edge_attr=batch.edge_attr.float()))
+
+
 def test_moleculenet_mpnn_recipe_ties_its_steps_and_reads_out_with_set2set():
     torch.manual_seed(0)
     bench = molecule_benchmark()

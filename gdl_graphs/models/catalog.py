@@ -53,9 +53,15 @@ def _gin(i: int, o: int, mlp_factor: int = 1, train_eps: bool = True, **options)
     return conv.GINConv(_mlp(i, o, mlp_factor), train_eps=train_eps, **options)
 
 
-def _gine(i: int, o: int, mlp_factor: int = 1, train_eps: bool = True, **options) -> nn.Module:
-    # edge_dim=i: a per-layer linear map of the shared edge embedding (OGB embeds bonds in every layer)
-    return conv.GINEConv(_mlp(i, o, mlp_factor), train_eps=train_eps, edge_dim=i, **options)
+def _gine(i: int, o: int, mlp_factor: int = 1, train_eps: bool = True, edge_map: bool = True,
+          **options) -> nn.Module:
+    # edge_map: a per-layer linear map of the edge embedding (edge_dim=i); False: the edge embedding is added as
+    # given, as OGB's layer adds its own BondEncoder's output (GraphNet's edge_embedding="per_layer")
+    return conv.GINEConv(_mlp(i, o, mlp_factor), train_eps=train_eps, edge_dim=i if edge_map else None, **options)
+
+
+def _edge_gcn(i: int, o: int, edge_map: bool = True, **options) -> nn.Module:
+    return conv.EdgeGCNConv(i, o, edge_dim=i if edge_map else o, edge_map=edge_map, **options)
 
 
 def _gat(i: int, o: int, heads: int, concat: bool = True, **options) -> nn.Module:
@@ -133,8 +139,7 @@ ENTRIES = [
     _graph("gcn", "GCN (Kipf & Welling 2017)", LayerSpec(sized=lambda i, o, **kw: conv.GCNConv(i, o, **kw))),
     _graph("gin", "GIN with a 2-layer MLP and learned eps (Xu et al. 2019)", LayerSpec(sized=_gin)),
     _graph("edge_gcn", "GCN with edge features, ReLU(W x_j + e_ji) messages and a root term (Hu et al. 2020, "
-           "OGB's GCN)", LayerSpec(sized=lambda i, o, **kw: conv.EdgeGCNConv(i, o, edge_dim=i, **kw),
-                                   takes_edge_attr=True)),
+           "OGB's GCN)", LayerSpec(sized=_edge_gcn, takes_edge_attr=True)),
     _graph("gine", "GIN with edge features, ReLU(x_j + e_ji) messages (Hu et al. 2020, OGB's GIN)",
            LayerSpec(sized=_gine, takes_edge_attr=True)),
     _graph("gat", "GAT, multi-head, concatenated (Velickovic et al. 2018)", LayerSpec(sized=_gat, heads=True)),

@@ -113,6 +113,9 @@ class GraphNet(nn.Module):
         readout_steps: processing steps of the ``"set2set"`` readout.
         embedding_init: ``"normal"`` (:class:`torch.nn.Embedding`'s) or ``"xavier"`` (OGB's encoders) for the
             embedding tables of integer-coded node and edge features.
+        edge_embedding: ``"shared"``: one edge encoder whose output every layer reads (and may update, as
+            GatedGCN); ``"per_layer"``: each layer embeds the raw edge features with its own encoder (OGB's
+            per-layer ``BondEncoder``; pair it with ``layer_options={"edge_map": False}`` for OGB's layers).
         share_weights: one message-passing layer applied ``num_layers`` times (Gilmer et al.'s MPNN ties its
             message and update functions over the :math:`T` steps); the norms stay per step.
         heads: attention heads (``gat``, ``transformer``, ``gps``).
@@ -150,7 +153,7 @@ class GraphNet(nn.Module):
                  input_dropout: float = 0.0, activation: str | None = "relu", final_activation: bool = True,
                  readout_over: str = "last", layer_options: dict | None = None,
                  output_layer_options: dict | None = None, readout_steps: int = 3, share_weights: bool = False,
-                 embedding_init: str = "normal"):
+                 embedding_init: str = "normal", edge_embedding: str = "shared"):
         super().__init__()
         spec = NO_LAYER if layer is None else layer if isinstance(layer, LayerSpec) else _layer_spec(layer)
         if not spec.passes_messages and num_layers != 0:
@@ -188,6 +191,11 @@ class GraphNet(nn.Module):
                              "pass residual=False (and a layer that is not a whole block)")
         if head is None and num_layers == 0:
             raise ValueError("head=None needs at least one layer (the last layer outputs the classes)")
+        if edge_embedding not in ("shared", "per_layer"):
+            raise ValueError(f"edge_embedding must be 'shared' or 'per_layer', got {edge_embedding!r}")
+        if edge_embedding == "per_layer" and (not spec.takes_edge_attr or share_weights):
+            raise ValueError("edge_embedding='per_layer' gives each layer its own edge encoder: it needs a layer "
+                             "that takes edge features and share_weights=False")
         self.layer_name = layer if isinstance(layer, str) or layer is None else "custom"
         self.spec, self.level = spec, level
         self.hidden_channels, self.num_layers, self.dropout = hidden_channels, num_layers, dropout
@@ -197,8 +205,12 @@ class GraphNet(nn.Module):
         self.symmetry = PERMUTATION_INVARIANT if level == "graph" else PERMUTATION_EQUIVARIANT
         self.node_encoder = (MLPEncoder if encoder == "mlp" else FeatureEncoder)(
             in_channels, hidden_channels, node_vocab, embedding_init) if encoder else None
-        self.edge_encoder = (FeatureEncoder(edge_dim, hidden_channels, edge_vocab, embedding_init)
-                             if spec.takes_edge_attr else None)
+        def edge_encoder():
+            return FeatureEncoder(edge_dim, hidden_channels, edge_vocab, embedding_init)
+
+        per_layer_edges = edge_embedding == "per_layer"
+        self.edge_encoder = edge_encoder() if spec.takes_edge_attr and not per_layer_edges else None
+        self.edge_encoders = nn.ModuleList(edge_encoder() for _ in range(num_layers)) if per_layer_edges else None
         widths = [hidden_channels if encoder else in_channels] + [hidden_channels] * num_layers
         layer_options = layer_options or {}
         last_options = {**layer_options, **(output_layer_options or {})}
@@ -251,17 +263,23 @@ class GraphNet(nn.Module):
         num_graphs = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
         h = self.node_encoder(x, num_nodes) if self.node_encoder is not None else x.float().view(num_nodes, -1)
         h = nn.functional.dropout(h, self.input_dropout, self.training)
+        edge_attr = data.edge_attr if "edge_attr" in data else None
         e = None
         if self.edge_encoder is not None:
-            e = self.edge_encoder(data.edge_attr if "edge_attr" in data else None, edge_index.size(1))
+            e = self.edge_encoder(edge_attr, edge_index.size(1))
         vn = self.virtual.weight.expand(num_graphs, -1) if self.virtual is not None else None
         states = [h]
         for i, (layer, norm) in enumerate(zip(self.layers, self.norms)):
             last = i == self.num_layers - 1
             if vn is not None:
                 h = h + vn[batch]
+            if self.edge_encoders is not None:
+                e = self.edge_encoders[i](edge_attr, edge_index.size(1))
             out = self.spec.call(layer, h, edge_index, e, batch)
             if isinstance(out, tuple):
+                if self.edge_encoders is not None:
+                    raise ValueError("this layer updates the edge features, which edge_embedding='per_layer' "
+                                     "would discard: use edge_embedding='shared'")
                 out, e = out
             if self.spec.whole_block or (last and not self.has_head):
                 h_new = out

@@ -37,8 +37,8 @@ _PLAIN = {"encoder": False, "head": None, "norm": None, "residual": False}
 """A stack of layers and nothing else: the raw features in, the classes out (Kipf & Welling, Velickovic et al.)."""
 
 _OGB = {"num_layers": 5, "readout": "mean", "dropout": 0.5, "norm": "batch_norm", "residual": False,
-        "final_activation": False, "head": "linear", "embedding_init": "xavier",
-        "layer_options": {"mlp_factor": 2}}
+        "final_activation": False, "head": "linear", "embedding_init": "xavier", "edge_embedding": "per_layer",
+        "layer_options": {"mlp_factor": 2, "edge_map": False}}
 _OGB_SETTINGS = {"hidden_channels": 300, "budget": None, "batch_size": 32, "lr": 0.001, "epochs": 100,
                  "patience": 100, "lr_schedule": "constant", "grad_clip": None}
 _OGB_CITATION = "Hu et al. 2020, Open Graph Benchmark (examples/graphproppred/mol, ogbg-molhiv leaderboard)"
@@ -86,13 +86,12 @@ _recipe("mlp@errica2020", "mlp", "Errica et al. 2020, structure-agnostic baselin
          "lr_schedule": "constant", "epochs": 5000, "patience": 500, "grad_clip": None},
         "their code applies a ReLU to the logits too; early stopping on the validation accuracy only")
 _recipe("gin@ogb", "gine", _OGB_CITATION + ", GIN", _OGB, _OGB_SETTINGS,
-        "each layer's bond embedding is the shared bond embedding times a per-layer linear map (the same "
-        "function class as OGB's per-layer BondEncoder, different parameter count)")
+        "none known in the architecture: per-layer bond embeddings added unmapped, and OGB's code's parameter "
+        "count with OGB 1.3.6's feature vocabularies (tests/test_reproduce.py)")
 _recipe("gin-virtual@ogb", "gine", _OGB_CITATION + ", GIN-virtual", {**_OGB, "virtual_node": True},
         _OGB_SETTINGS, "as gin@ogb")
-_recipe("gcn@ogb", "edge_gcn", _OGB_CITATION + ", GCN", {**_OGB, "layer_options": {}}, _OGB_SETTINGS,
-        "each layer's bond embedding as in gin@ogb; degrees count edges into a node (OGB's: out of it, the same on "
-        "molecules)")
+_recipe("gcn@ogb", "edge_gcn", _OGB_CITATION + ", GCN", {**_OGB, "layer_options": {"edge_map": False}},
+        _OGB_SETTINGS, "degrees count edges into a node (OGB's: out of it, the same on molecules)")
 _recipe("gatedgcn@dwivedi2020", "gatedgcn", "Dwivedi et al. 2020, Benchmarking GNNs (ZINC, 100k budget, "
         "Table 3); github.com/graphdeeplearning/benchmarking-gnns configs/molecules_graph_regression_"
         "GatedGCN_ZINC_100k.json",

@@ -24,10 +24,10 @@ class EdgeGCNConv(FastPathConv, torch.nn.Module):
     normal, as OGB's ``root_emb``). Degrees count the edges into each node (PyG's ``gcn_norm`` convention); OGB's
     code counts the edges out of each node, which is the same on the undirected graphs it is used on.
 
-    OGB embeds the categorical bond features afresh in every layer (a ``BondEncoder`` per layer); here the layer
-    maps given edge features of width ``edge_dim`` with :math:`\mathbf{W}_e` (in a
-    :class:`~gdl_graphs.models.GraphNet`, the shared bond embedding), the same function class with fewer parameters.
-    ``edge_dim=None`` drops the edge term.
+    The layer maps given edge features of width ``edge_dim`` with :math:`\mathbf{W}_e + \mathbf{b}_e`; with
+    ``edge_map=False`` it adds them as given (:math:`\mathbf{W}_e = \mathbf{I}`, no :math:`\mathbf{b}_e`;
+    ``edge_dim`` must then be ``out_channels``), as OGB's layer adds the output of its own ``BondEncoder`` (in a
+    :class:`~gdl_graphs.models.GraphNet`, ``edge_embedding="per_layer"``). ``edge_dim=None`` drops the edge term.
 
     The neighbour sum goes through the graph's cached adjacency (:func:`~gdl_graphs.nn.aggregate.reduce_edges`).
 
@@ -35,18 +35,22 @@ class EdgeGCNConv(FastPathConv, torch.nn.Module):
         in_channels: node feature size :math:`F`.
         out_channels: output size :math:`F'`.
         edge_dim: edge feature size :math:`D`, or ``None`` for a layer without edge inputs.
+        edge_map: map the edge features with :math:`\mathbf{W}_e` (``True``) or add them as given (``False``).
 
     Shapes: ``x`` [N, F], ``edge_index`` [2, E] or sparse ``adj_t``, ``edge_attr`` [E, D] (iff ``edge_dim`` is set)
     -> [N, F'].
     """
 
-    def __init__(self, in_channels: int, out_channels: int, edge_dim: int | None = None):
+    def __init__(self, in_channels: int, out_channels: int, edge_dim: int | None = None, edge_map: bool = True):
         super().__init__()
         check_positive_ints(in_channels=in_channels, out_channels=out_channels)
         check_positive_ints(allow_none=True, edge_dim=edge_dim)
+        if not edge_map and edge_dim is not None and edge_dim != out_channels:
+            raise ValueError(f"edge_map=False adds the edge features to the messages as given: edge_dim must be "
+                             f"out_channels={out_channels}, got {edge_dim}")
         self.in_channels, self.out_channels, self.edge_dim = in_channels, out_channels, edge_dim
         self.lin = torch.nn.Linear(in_channels, out_channels)
-        self.lin_edge = torch.nn.Linear(edge_dim, out_channels) if edge_dim is not None else None
+        self.lin_edge = torch.nn.Linear(edge_dim, out_channels) if edge_dim is not None and edge_map else None
         self.root = torch.nn.Parameter(torch.empty(out_channels))
         self.reset_parameters()
 
@@ -67,11 +71,12 @@ class EdgeGCNConv(FastPathConv, torch.nn.Module):
             0, dst, torch.ones_like(dst, dtype=h.dtype))
         inv_sqrt = degree.rsqrt()
         messages = h.index_select(0, src)
-        if self.lin_edge is not None:
-            messages = messages + self.lin_edge(edge_attr)
+        if edge_attr is not None:
+            messages = messages + (self.lin_edge(edge_attr) if self.lin_edge is not None else edge_attr)
         messages = F.relu(messages) * (inv_sqrt.index_select(0, src) * inv_sqrt.index_select(0, dst)).unsqueeze(-1)
         neighbours = aggregate.reduce_edges(messages, dst, x.size(0), "sum", adj)
         return neighbours + F.relu(h + self.root) / degree.unsqueeze(-1)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, edge_dim={self.edge_dim})"
+        edge_map = "" if self.lin_edge is not None or self.edge_dim is None else ", edge_map=False"
+        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, edge_dim={self.edge_dim}{edge_map})"
