@@ -179,10 +179,10 @@ class GraphBatches(Task):
             with autocast():
                 out = model(data)
             loss = self._step(model, optimizer, self.loss(out.float(), data), grad_clip)
-            total += float(loss.detach()) * data.num_graphs
+            total = total + loss.detach().double() * data.num_graphs  # summed on the device: no sync per step
             count += data.num_graphs
         self.epoch += 1
-        return total / max(count, 1)
+        return float(total) / max(count, 1)
 
     @torch.no_grad()
     def predict(self, model, split) -> tuple[Tensor, Tensor, float]:
@@ -322,9 +322,9 @@ class NodeClassification(Task):
             with autocast():
                 out = model(batch)[:batch.batch_size]
             loss = self._step(model, optimizer, F.cross_entropy(out.float(), batch.y[:batch.batch_size]), grad_clip)
-            total += float(loss.detach()) * batch.batch_size
+            total = total + loss.detach().double() * batch.batch_size  # summed on the device: no sync per step
             seeds += batch.batch_size
-        return total / max(seeds, 1)
+        return float(total) / max(seeds, 1)
 
     @torch.no_grad()
     def evaluate(self, model, name: str) -> dict:
@@ -369,10 +369,10 @@ class Forecasting(Task):
             loss = masked_mae(self.spec.scaler.inverse_transform(out.float()), y, self.spec.null_value)
             loss = self._step(model, optimizer, loss, grad_clip)
             self.step_count += 1
-            total += float(loss.detach()) * x.size(0)
+            total = total + loss.detach().double() * x.size(0)  # summed on the device: no sync per step
             count += x.size(0)
         self.epoch += 1
-        return total / max(count, 1)
+        return float(total) / max(count, 1)
 
     @torch.no_grad()
     def evaluate(self, model, name: str) -> dict:
