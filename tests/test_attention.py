@@ -93,7 +93,9 @@ def mixed_batch(sizes=MIXED_SIZES, channels=16, edge_dim=None, dtype=torch.float
 # Equality with the reference
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("sizes", [MIXED_SIZES, (16,) * 5, (10, 10, 9)], ids=["mixed", "uniform", "one-block"])
-@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+# float64 pins the equality; float32 allows its rounding (a full CI run once saw 4.0e-5 on the mixed batch, where
+# the same test alone gives less than 1e-5: the SDPA kernel's float32 blocking is not fixed from run to run)
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-4), (torch.float64, 1e-12)])
 def test_graph_attention_equals_complete_graph_reference(dtype, atol, sizes):
     data = mixed_batch(sizes, dtype=dtype)
     g = torch.Generator().manual_seed(1)
