@@ -23,8 +23,8 @@ the per-graph work (our CSR structure, built on a graph's second use) is shared 
 ``--memory`` adds each implementation's peak memory of one forward+backward pass above what the inputs and the
 layer already held: on CUDA ``torch.cuda.max_memory_allocated`` (reset before each pass, in this process); on CPU
 the highest resident set a watcher thread sees during the pass (polled every 0.5 ms from ``/proc/self/statm``)
-minus the resident set before it, in a fresh subprocess per layer and implementation. Memory the allocator keeps from earlier frees can hide part of a small
-pass, so values under 10 MB are printed as ``<10`` and not compared.
+minus the resident set before it, in a fresh subprocess per layer and implementation. Memory the allocator keeps
+from earlier frees can hide part of a small pass, so values under 10 MB are printed as ``<10`` and not compared.
 
 ``--compile`` times our layers eager and under ``torch.compile`` (Inductor, ``fullgraph=True``), and PyG's namesake
 under ``torch.compile``, in the same run on the same inputs (compilation happens in two warm-up runs outside the

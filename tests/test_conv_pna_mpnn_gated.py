@@ -388,9 +388,9 @@ def test_gated_gcn_dropout_only_in_training():
 # EdgeGCNConv
 # ----------------------------------------------------------------------------------------------------------------
 class _OGBGCNConv(pyg_nn.MessagePassing):
-    """OGB's molecular ``GCNConv`` (examples/graphproppred/mol/conv.py) with its per-layer BondEncoder replaced by
-    a linear map of given edge features: degrees from ``degree(row) + 1``, messages ``norm * relu(x_j + e)``, plus
-    ``relu(x + root) / deg``."""
+    """OGB's molecular ``GCNConv`` (examples/graphproppred/mol/conv.py) on given edge features: its BondEncoder's
+    output as given (``edge_map=False``, as OGB) or through a linear map; degrees from ``degree(row) + 1``, messages
+    ``norm * relu(x_j + e)``, plus ``relu(x + root) / deg``."""
 
     def __init__(self, in_channels: int, out_channels: int, edge_dim: int, edge_map: bool = True):
         super().__init__(aggr="add")

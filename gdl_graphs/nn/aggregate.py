@@ -116,8 +116,8 @@ class Adjacency:
         """Whether ``index_select`` / ``index_add_`` beat the CSR operators for ``width`` values per edge on this
         graph when the operation does not fuse a gather into a sum (a gather of node values per edge, a sum of
         messages already computed): small graphs (:data:`SCATTER_MAX_MESSAGES`; on a GPU
-        :data:`CUDA_SCATTER_MAX_MESSAGES`), in eager mode, outside deterministic mode. The CSR operators' gain is the fused gather, so without one they only add their
-        per-call cost."""
+        :data:`CUDA_SCATTER_MAX_MESSAGES`), in eager mode, outside deterministic mode. The CSR operators' gain is
+        the fused gather, so without one they only add their per-call cost."""
         limit = SCATTER_MAX_MESSAGES if self.edge_index.device.type == "cpu" else CUDA_SCATTER_MAX_MESSAGES
         return self.num_edges * width < limit and not is_deterministic() and not _compiling()
 
@@ -560,9 +560,9 @@ second use builds it."""
 CUDA_SCATTER_MAX_MESSAGES = 1 << 24
 """:data:`SCATTER_MAX_MESSAGES` on a GPU, where ``index_add_`` is a few microseconds at these sizes and building the
 CSR structure of a fresh graph costs its per-call launches. Measured on an H200 (benchmarks/results/layers_gpu.md,
-512-molecule batches at 128 channels, 3.7M elements): building the CSR for every new batch made GCN, GIN and SAGE
-0.45-0.50x PyG's scatter; the 1M / 16M-edge graph (2G elements) stays on the CSR path (GCN 4.2x PyG)."""
-
+512-molecule batches at 128 channels, 3.7M elements): building the CSR for every new batch made GIN 0.45x and
+SAGE 0.46x PyG's scatter, and this limit 0.91x and 0.77x; the 1M / 16M-edge graph (2G elements) stays on the CSR
+path (GCN 4.2x PyG)."""
 
 
 def _index_sum(messages: Tensor, index: Tensor, num_nodes: int, reduce: str) -> Tensor:
