@@ -18,8 +18,9 @@ SORTED_MIN_MESSAGES = 1 << 21
 """From this many message elements (edges x towers x channels) PNA computes its messages in CSR order and reduces
 them with segment reductions; below, in edge order with ``index_add_`` sums and scatter min/max. Measured by
 ``python benchmarks/pna_order.py`` (2 CPU threads, fwd + bwd, 4 aggregators x 3 scalers, edge features, both orders
-with the split pre-network and the factored post-network): 128-molecule batches (0.9M elements) edge order 1.40x
-PyG, CSR order 1.25x; 100k / 1.6M x 64 edge order 7.57 s, CSR order 7.61 s (PyG 12.57 s), equal within noise."""
+with the split pre-network and the factored post-network, 2026-12-04): 128-molecule batches (0.9M elements) edge
+order 1.39x PyG, CSR order 1.25x; 100k / 1.6M x 64 edge order 1.66x, CSR order 1.48x (an earlier run of the same
+comparison: 1.66x and 1.65x). CSR order is kept on large graphs until its memory is measured against edge order."""
 _STD_EPS = 1e-5  # PyG's StdAggregation: sqrt(clamp(var, 1e-5)), set to 0 where that is <= sqrt(1e-5)
 
 
