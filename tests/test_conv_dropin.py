@@ -202,6 +202,11 @@ def graph_use(request, monkeypatch):
     return request.param
 
 
+FLOAT32_TOLERANCE = {"PNAConv": 1e-4}
+"""float32 tolerances above 1e-6: PNA's split pre- and post-network products are reassociated (float64 pins them
+to 1e-10 here; tests/test_conv_pna_mpnn_gated.py bounds their float32 error by twice PyG's own)."""
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 @pytest.mark.parametrize("name", list(LAYERS))
@@ -223,7 +228,7 @@ def test_matches_pyg_or_refuses(name, case, dtype, graph_use):
             _evaluate(ours, args, kwargs)
         return
     outputs, grads = _evaluate(ours, args, kwargs)
-    tol = 1e-6 if dtype == torch.float32 else 1e-10
+    tol = FLOAT32_TOLERANCE.get(name, 1e-6) if dtype == torch.float32 else 1e-10
     assert len(outputs) == len(expected[0])
     for a, b in zip(outputs, expected[0]):
         assert a.dtype == b.dtype and a.shape == b.shape
